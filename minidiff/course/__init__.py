@@ -1,0 +1,1 @@
+"""What the notebooks use: training, recipes for the shipped models, plotting."""

@@ -1,0 +1,58 @@
+"""Training: the loss falls, and an interrupted run resumes to exactly the same weights."""
+
+import pytest
+import torch
+
+from minidiff import linear_schedule
+from minidiff.course.recipes import toy2d_data
+from minidiff.course.train import TrainConfig, train
+from minidiff.world.toy import ToyMLP
+
+S = linear_schedule()
+
+
+def fresh_net():
+    torch.manual_seed(0)
+    return ToyMLP(width=32, depth=2)
+
+
+def test_interrupted_training_resumes_exactly(tmp_path):
+    config = TrainConfig(steps=12, batch_size=32, lr=1e-3, warmup=3, checkpoint_every=5)
+    data = toy2d_data(32, seed=0)
+    straight = train(fresh_net(), data, S, config, tmp_path / "straight", progress=False)
+
+    # the same run, stopped by an error at step 7 (its last checkpoint is step 5), then restarted
+    cut = tmp_path / "cut"
+    net = fresh_net()
+
+    class Stop(Exception):
+        pass
+
+    def data_until_7(step):
+        if step == 7:
+            raise Stop
+        return data(step)
+
+    with pytest.raises(Stop):
+        train(net, data_until_7, S, config, cut, progress=False)
+    assert torch.load(cut / "train_state.pt", weights_only=True)["step"] == 5
+    resumed = train(fresh_net(), data, S, config, cut, progress=False)
+    for a, b in zip(straight.net.state_dict().values(), resumed.net.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b)
+    assert resumed.losses == straight.losses
+
+
+def test_loss_falls_on_the_toy(tmp_path):
+    config = TrainConfig(steps=300, batch_size=256, lr=2e-3, warmup=20, checkpoint_every=300)
+    result = train(fresh_net(), toy2d_data(256, seed=0), S, config, tmp_path, progress=False)
+    first, last = sum(result.losses[:30]) / 30, sum(result.losses[-30:]) / 30
+    assert last < 0.8 * first
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+    data = toy2d_data(8, seed=0)
+    train(fresh_net(), data, S, TrainConfig(steps=2, batch_size=8, checkpoint_every=1), tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"different TrainConfig \(fields \['lr'\]\)"):
+        train(fresh_net(), data, S, TrainConfig(steps=2, batch_size=8, checkpoint_every=1, lr=1.0), tmp_path, progress=False)
