@@ -13,7 +13,7 @@ import sys
 from .core.checkpoint import available_checkpoints
 from .course import recipes
 
-RECIPES = {"toy2d": recipes.train_toy2d}
+RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "judge": recipes.train_judge, "clip": recipes.train_clip}
 
 
 def main(argv: list[str] | None = None) -> int:

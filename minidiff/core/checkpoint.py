@@ -164,3 +164,17 @@ def load_unet(name_or_path: str | os.PathLike, device: torch.device | str | None
     net = load_weights(UNet(config), ckpt.weights, where=str(ckpt.path))
     schedule = make_schedule(**ckpt.config.get("schedule", {"kind": "linear"}))
     return net.to(device).eval(), schedule, ckpt
+
+
+def load_text_unet(name_or_path: str | os.PathLike, device: torch.device | str | None = None):
+    """Load a text-conditioned UNet checkpoint: ``(TextConditionedUNet in eval mode, schedule, checkpoint)``."""
+    from .text_encoder import TextConditionedUNet, TextEncoderConfig  # imports transformers: only when needed
+
+    ckpt = load_checkpoint(name_or_path, kind="text_unet")
+    try:
+        model = TextConditionedUNet(UNetConfig.from_dict(ckpt.config["unet"]), TextEncoderConfig(**ckpt.config["text_encoder"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt.path / CONFIG} has no valid 'unet' and 'text_encoder' sections ({e})") from None
+    load_weights(model, ckpt.weights, where=str(ckpt.path))
+    schedule = make_schedule(**ckpt.config.get("schedule", {"kind": "linear"}))
+    return model.to(device).eval(), schedule, ckpt

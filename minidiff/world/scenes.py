@@ -1,0 +1,182 @@
+"""The captioned world: small procedural scenes with exact ground truth.
+
+A scene is a background (light or dark, plain or striped) with one or two
+objects. Each object has a shape (circle, square, triangle), a colour (red,
+green, blue, yellow), a size (small, large) and a horizontal position (left,
+centre, right; two objects are always left and right). Because every
+attribute and every object mask is known exactly, each paper's qualitative
+claim becomes a measurement: did the edit change the colour and nothing
+else, and did the pixels outside the object stay the same?
+
+Scenes are generated on the fly from (split, index): the same index always
+gives the same scene, and the train and test splits never share one. Images
+are rendered with 4x4 supersampling (antialiased edges) at 32 px, and the
+same scenes at 16 and 8 px are their area-averaged versions, so the
+low-resolution views are exact downsamplings (what SR3 and ILVR assume).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SHAPES = ("circle", "square", "triangle")
+COLOURS = ("red", "green", "blue", "yellow")
+SIZES = ("small", "large")
+POSITIONS = ("left", "centre", "right")
+TONES = ("light", "dark")
+PATTERNS = ("plain", "striped")
+
+#: RGB in [0, 1] of each colour name, before a small per-scene jitter
+RGB = {
+    "red": (0.86, 0.16, 0.14),
+    "green": (0.18, 0.70, 0.22),
+    "blue": (0.16, 0.32, 0.92),
+    "yellow": (0.96, 0.82, 0.10),
+}
+TONE_RGB = {"light": (0.86, 0.85, 0.80), "dark": (0.16, 0.17, 0.22)}
+STRIPE_CONTRAST = 0.13  # brightness swing of the stripes
+STRIPE_PERIOD = 4.0  # pixels at 32 px: fine texture for SR and SDEdit to destroy and restore
+CENTRES_X = {"left": 0.25, "centre": 0.5, "right": 0.75}
+RADII = {"small": (0.09, 0.11), "large": (0.17, 0.20)}  # half-widths, as fractions of the image
+TWO_OBJECTS_FRACTION = 0.2
+SUPERSAMPLE = 4
+CHUNK = 64  # scenes are drawn in chunks of this many, each from its own seed
+
+Split = Literal["train", "test"]
+_SPLIT_SEED = {"train": 0, "test": 1_000_003}
+
+
+@dataclass(frozen=True)
+class Scenes:
+    """A batch of scenes. Object attributes are (B, 2) indices, -1 where there is no second object.
+
+    images: (B, 3, S, S) in [-1, 1]; masks: (B, 2, S, S) bool, True on each object's pixels.
+    """
+
+    images: Tensor
+    masks: Tensor
+    shape: Tensor
+    colour: Tensor
+    size: Tensor
+    position: Tensor
+    tone: Tensor  # (B,)
+    pattern: Tensor  # (B,)
+    count: Tensor  # (B,) 1 or 2
+    geometry: Tensor  # (B, 2, 3): centre x, centre y, half-width of each object
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, idx) -> "Scenes":
+        idx = torch.arange(len(self))[idx].reshape(-1)
+        return Scenes(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+    def at_resolution(self, size: int) -> Tensor:
+        """The same images area-averaged to (B, 3, size, size); size must divide the rendered size."""
+        S = self.images.shape[-1]
+        if size > S or S % size:
+            raise ValueError(f"size must divide {S} (e.g. 8, 16, {S}), got {size}")
+        return F.avg_pool2d(self.images, S // size)
+
+
+def _draw_attributes(n: int, g: torch.Generator) -> dict[str, Tensor]:
+    def pick(k: int, shape=(n,)) -> Tensor:
+        return torch.randint(0, k, shape, generator=g)
+
+    count = 1 + (torch.rand(n, generator=g) < TWO_OBJECTS_FRACTION).long()
+    position = torch.stack([pick(3), torch.full((n,), 2)], 1)  # second object: right
+    position[count == 2, 0] = 0  # two objects: left and right
+    attrs = {
+        "shape": pick(3, (n, 2)),
+        "colour": pick(4, (n, 2)),
+        "size": pick(2, (n, 2)),
+        "position": position,
+        "tone": pick(2),
+        "pattern": pick(2),
+        "count": count,
+    }
+    # two objects never share a colour, so "the red one" always names one object
+    same = (attrs["colour"][:, 0] == attrs["colour"][:, 1]) & (count == 2)
+    attrs["colour"][same, 1] = (attrs["colour"][same, 1] + 1 + pick(3)[same]) % 4
+    single = count == 1
+    for key in ("shape", "colour", "size", "position"):
+        attrs[key][single, 1] = -1
+    return attrs
+
+
+def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+    """Boolean inside-mask of each object on the supersampled grid: (B,) params -> (B, H, W)."""
+    dx = xs[None] - cx[:, None, None]
+    dy = ys[None] - cy[:, None, None]
+    r = r[:, None, None]
+    circle = dx**2 + dy**2 <= r**2
+    square = torch.maximum(dx.abs(), dy.abs()) <= 0.886 * r  # same area as the circle
+    # upright equilateral triangle with circumradius 1.25 r, centred on its centroid
+    R = 1.25 * r
+    tri = (dy <= R / 2) & (dy >= -R + 1.7320508 * dx) & (dy >= -R - 1.7320508 * dx)
+    s = shape[:, None, None]
+    return torch.where(s == 0, circle, torch.where(s == 1, square, tri))
+
+
+def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    n = attrs["tone"].shape[0]
+    H = size * SUPERSAMPLE
+    coords = (torch.arange(H, dtype=torch.float32) + 0.5) / H
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")  # y grows downwards
+
+    tone_rgb = torch.tensor([TONE_RGB[t] for t in TONES])[attrs["tone"]]  # (n, 3)
+    # diagonal stripes at a random phase: brightness +- contrast
+    phase = torch.rand(n, generator=g)[:, None, None]
+    wave = torch.sin(2 * torch.pi * ((xs + ys)[None] * size / STRIPE_PERIOD / 2 ** 0.5 + phase))
+    stripes = torch.where(wave > 0, 1.0, -1.0) * STRIPE_CONTRAST * attrs["pattern"][:, None, None]
+    canvas = (tone_rgb[:, :, None, None] + stripes[:, None]).clamp(0, 1)  # (n, 3, H, H)
+
+    geometry = torch.zeros(n, 2, 3)
+    fine_masks = torch.zeros(n, 2, H, H, dtype=torch.bool)
+    colour_table = torch.tensor([RGB[c] for c in COLOURS])
+    for k in range(2):
+        present = attrs["shape"][:, k] >= 0
+        pos = attrs["position"][:, k].clamp(min=0)
+        cx = torch.tensor([CENTRES_X[p] for p in POSITIONS])[pos] + 0.03 * (2 * torch.rand(n, generator=g) - 1)
+        cy = 0.5 + 0.08 * (2 * torch.rand(n, generator=g) - 1)
+        lo = torch.tensor([RADII[s][0] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
+        hi = torch.tensor([RADII[s][1] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
+        r = lo + (hi - lo) * torch.rand(n, generator=g)
+        jitter = 0.04 * (2 * torch.rand(n, 3, generator=g) - 1)
+        rgb = (colour_table[attrs["colour"][:, k].clamp(min=0)] + jitter).clamp(0, 1)
+        inside = _coverage(attrs["shape"][:, k].clamp(min=0), cx, cy, r, xs, ys) & present[:, None, None]
+        canvas = torch.where(inside[:, None], rgb[:, :, None, None], canvas)
+        fine_masks[:, k] = inside
+        geometry[:, k] = torch.stack([cx, cy, r], 1) * present[:, None]
+
+    images = F.avg_pool2d(canvas, SUPERSAMPLE) * 2 - 1
+    masks = F.avg_pool2d(fine_masks.float(), SUPERSAMPLE) >= 0.5
+    return images, masks, geometry
+
+
+def scenes(split: Split, start: int, count: int, size: int = 32) -> Scenes:
+    """Scenes ``start .. start + count - 1`` of a split, rendered at ``size`` px (deterministic).
+
+    The train split is an endless stream (index ``i`` is always the same scene);
+    the test split is for evaluation only and never overlaps it.
+    """
+    if split not in _SPLIT_SEED:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if start < 0 or count < 1:
+        raise ValueError(f"need start >= 0 and count >= 1, got start={start}, count={count}")
+    if size % 4 or not 8 <= size <= 128:
+        raise ValueError(f"size must be a multiple of 4 between 8 and 128, got {size}")
+    parts = []
+    for chunk in range(start // CHUNK, (start + count - 1) // CHUNK + 1):
+        g = torch.Generator().manual_seed(_SPLIT_SEED[split] + chunk)
+        attrs = _draw_attributes(CHUNK, g)
+        images, masks, geometry = _render(attrs, g, size)
+        parts.append(Scenes(images, masks, geometry=geometry, **attrs))
+    lo = start - (start // CHUNK) * CHUNK
+    merged = Scenes(*(torch.cat([getattr(p, f) for p in parts]) for f in Scenes.__dataclass_fields__))
+    return merged[lo : lo + count]

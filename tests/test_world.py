@@ -1,0 +1,124 @@
+"""The captioned world: deterministic scenes with exact attributes and masks, captions, tokenizer, judge tools."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minidiff.world.captions import ONE_OBJECT, TWO_OBJECTS, Tokenizer, caption, captions
+from minidiff.world.judge import Judge, agreement, degrade, frechet_distance, gaussian_blur, targets
+from minidiff.world.scenes import COLOURS, POSITIONS, RGB, SIZES, scenes
+
+TEST = scenes("test", 0, 256)
+
+
+def test_scenes_are_deterministic_and_independent_of_how_they_are_sliced():
+    a = scenes("train", 100, 20)
+    b = scenes("train", 64, 100)[36:56]
+    assert torch.equal(a.images, b.images) and torch.equal(a.colour, b.colour)
+    assert torch.equal(scenes("test", 0, 5).images, TEST.images[:5])
+
+
+def test_train_and_test_splits_share_no_scene():
+    train = scenes("train", 0, 256)
+    distance = torch.cdist(train.images.flatten(1), TEST.images.flatten(1))
+    assert distance.min() > 0.5
+
+
+def test_masks_agree_with_the_attributes():
+    cols = torch.arange(32).float()
+    for i in range(len(TEST)):
+        for k in range(int(TEST.count[i])):
+            mask = TEST.masks[i, k]
+            assert mask.any()
+            centre_x = (mask.float().sum(0) * cols).sum() / mask.sum() / 32
+            assert abs(centre_x - [0.25, 0.5, 0.75][TEST.position[i, k]]) < 0.06
+            # the object's pixels have its colour (away from the antialiased rim)
+            inner = F.max_pool2d((~mask)[None, None].float(), 3, 1, 1)[0, 0] == 0
+            if inner.any():
+                pixel = (TEST.images[i][:, inner].mean(1) + 1) / 2
+                assert (pixel - torch.tensor(RGB[COLOURS[TEST.colour[i, k]]])).abs().max() < 0.06
+    small = TEST.masks[:, 0].flatten(1).sum(1)[TEST.size[:, 0] == SIZES.index("small")]
+    large = TEST.masks[:, 0].flatten(1).sum(1)[TEST.size[:, 0] == SIZES.index("large")]
+    assert small.max() < large.min()
+
+
+def test_two_object_scenes_are_left_and_right_and_differ_in_colour():
+    two = TEST.count == 2
+    assert 0.1 < two.float().mean() < 0.3
+    assert (TEST.position[two, 0] == POSITIONS.index("left")).all() and (TEST.position[two, 1] == POSITIONS.index("right")).all()
+    assert (TEST.colour[two, 0] != TEST.colour[two, 1]).all()
+    assert (TEST.shape[~two, 1] == -1).all() and not TEST.masks[~two, 1].any()
+
+
+def test_low_resolution_views_are_exact_area_averages():
+    assert torch.equal(TEST.at_resolution(8), F.avg_pool2d(TEST.images, 4))
+    with pytest.raises(ValueError, match="size must divide 32"):
+        TEST.at_resolution(12)
+
+
+def test_bad_scene_requests_are_refused():
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        scenes("validation", 0, 4)
+    with pytest.raises(ValueError, match="start >= 0 and count >= 1"):
+        scenes("train", 0, 0)
+
+
+def test_every_caption_names_every_attribute_and_tokenizes():
+    tok = Tokenizer()
+    for phrasing in range(max(len(ONE_OBJECT), len(TWO_OBJECTS))):
+        for i in range(40):
+            text = caption(TEST, i, phrasing)
+            words = tok.words(text)
+            for k in range(int(TEST.count[i])):
+                assert COLOURS[TEST.colour[i, k]] in words and SIZES[TEST.size[i, k]] in words
+            ids, mask = tok(text)
+            assert tok.decode(ids[0]) == " ".join(words)
+    assert len({c for c in captions(TEST[:1], torch.Generator().manual_seed(0))}) == 1
+    one, two = int((TEST.count == 1).nonzero()[0]), int((TEST.count == 2).nonzero()[0])
+    assert len({caption(TEST, one, p) for p in range(len(ONE_OBJECT))}) == len(ONE_OBJECT)  # phrasings differ
+    assert len({caption(TEST, two, p) for p in range(len(TWO_OBJECTS))}) == len(TWO_OBJECTS)
+
+
+def test_tokenizer_errors_and_the_null_caption():
+    tok = Tokenizer()
+    ids, mask = tok("")
+    assert ids[0, :2].tolist() == [tok.start_id, tok.end_id] and mask.sum() == 2
+    with pytest.raises(ValueError, match="unknown word 'purple'.*The vocabulary is"):
+        tok("a purple circle")
+    with pytest.raises(ValueError, match="closest known words: circle"):
+        tok("a red circel")
+    with pytest.raises(ValueError, match="tokens"):
+        tok(" ".join(["red"] * 30))
+    assert tok.token_index("a red circle", "red") == [2]
+
+
+def test_degradations_and_blur():
+    g = torch.Generator().manual_seed(0)
+    x = TEST.images[:16]
+    y = degrade(x, g)
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+    torch.testing.assert_close(gaussian_blur(x, torch.full((16,), 1e-4)), x)
+    blurred = gaussian_blur(x, torch.full((16,), 1.0))
+    torch.testing.assert_close(blurred.mean((2, 3)), x.mean((2, 3)), atol=0.02, rtol=0)  # blur keeps the mean colour
+
+
+def test_frechet_distance_exact_cases():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) < 1e-9
+    shift = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
+    assert abs(frechet_distance(a, a + shift) - 5.0) < 1e-6  # same covariance: |mu_a - mu_b|^2
+
+
+def test_agreement_counts_both_objects():
+    truth = targets(TEST)
+    assert all(v == 1.0 for v in agreement(truth, truth).values())
+    wrong = dict(truth)
+    wrong["colour1"] = torch.where(truth["colour1"] >= 0, (truth["colour1"] + 1) % 4, -1)
+    n1, n2 = int((truth["colour"] >= 0).sum()), int((truth["colour1"] >= 0).sum())
+    assert agreement(wrong, truth)["colour"] == pytest.approx(n1 / (n1 + n2))
+
+
+def test_judge_rejects_other_sizes():
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
+        Judge()(torch.zeros(2, 3, 16, 16))
