@@ -7,7 +7,7 @@ down. The names most chapters need are re-exported here.
 """
 
 from .core.attention import AttentionSite, attach_controller, attention_modules
-from .core.checkpoint import CheckpointError, available_checkpoints, load_checkpoint, load_unet, save_checkpoint
+from .core.checkpoint import CheckpointError, available_checkpoints, load_checkpoint, load_text_unet, load_unet, save_checkpoint
 from .core.denoisers import with_cfg, with_inputs, with_noise_level, with_prediction, with_text_cfg, with_x0_clipping
 from .core.sampling import Recorder, StepState, chain, ddim_step, ddpm_step, invert_ddim, sample_ddim, sample_ddpm
 from .core.schedule import Schedule, cosine_schedule, linear_schedule, scaled_linear_schedule
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionSite", "attach_controller", "attention_modules",
-    "CheckpointError", "available_checkpoints", "load_checkpoint", "load_unet", "save_checkpoint",
+    "CheckpointError", "available_checkpoints", "load_checkpoint", "load_text_unet", "load_unet", "save_checkpoint",
     "with_cfg", "with_inputs", "with_noise_level", "with_prediction", "with_text_cfg", "with_x0_clipping",
     "Recorder", "StepState", "chain", "ddim_step", "ddpm_step", "invert_ddim", "sample_ddim", "sample_ddpm",
     "Schedule", "cosine_schedule", "linear_schedule", "scaled_linear_schedule",

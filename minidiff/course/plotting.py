@@ -64,12 +64,7 @@ def scatter_points(ax: plt.Axes, points: Tensor, labels: Optional[Tensor] = None
     p = points.detach().cpu().numpy()
     colours = None if labels is None else np.array(["tab:blue", "tab:orange", "tab:green", "tab:red"])[labels.cpu().numpy() % 4]
     ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c=colours)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _square(ax, lim, title)
 
 
 def plot_paths(ax: plt.Axes, path: Tensor, title: str = "", lim: float = 2.5, colour: str = "tab:blue") -> None:
@@ -78,6 +73,10 @@ def plot_paths(ax: plt.Axes, path: Tensor, title: str = "", lim: float = 2.5, co
     for n in range(p.shape[1]):
         ax.plot(p[:, n, 0], p[:, n, 1], lw=0.6, alpha=0.6, color=colour)
     ax.scatter(p[-1, :, 0], p[-1, :, 1], s=6, color="k", zorder=3)
+    _square(ax, lim, title)
+
+
+def _square(ax: plt.Axes, lim: float, title: str) -> None:
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
