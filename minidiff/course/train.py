@@ -57,6 +57,7 @@ def diffusion_loss(net: nn.Module, batch: Batch, schedule: Schedule, generator: 
     """
     x0 = batch["x0"]
     inputs = {k: v for k, v in batch.items() if k != "x0"}
+    # random draws happen on the generator's device (so a seed means the same thing there), then move to the data
     t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=generator.device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
     x_t = schedule.q_sample(x0, t, noise)
@@ -144,7 +145,8 @@ def train(
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="training", mininterval=1.0)
     while step < config.steps:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.mixed_precision):
-            loss = loss_fn(net, data(step), schedule, generator).float()
+            batch = {k: v.to(device, non_blocking=True) for k, v in data(step).items()}
+            loss = loss_fn(net, batch, schedule, generator).float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True)

@@ -142,17 +142,21 @@ def degrade(x: Tensor, g: torch.Generator, d: Degradation = Degradation()) -> Te
     """Randomly degraded copies of images (B, 3, H, W) in [-1, 1]."""
     B = x.shape[0]
 
-    def coin() -> Tensor:
-        return (torch.rand(B, generator=g) < 0.5).to(x)[:, None, None, None]
+    def rand(*shape: int) -> Tensor:  # drawn on the generator's device, used on the images'
+        return torch.rand(shape, generator=g, device=g.device).to(x)
 
-    x = x + coin() * d.cast * (2 * torch.rand(B, 3, 1, 1, generator=g) - 1)
+    def coin() -> Tensor:
+        return (rand(B) < 0.5).to(x)[:, None, None, None]
+
+    x = x + coin() * d.cast * (2 * rand(B, 3, 1, 1) - 1)
     if d.lowres:
         small = [F.interpolate(F.avg_pool2d(x, f), scale_factor=f, mode="bilinear", align_corners=False) for f in (2, 4)]
-        pick = torch.randint(0, 4, (B,), generator=g)[:, None, None, None]  # 0, 1: full; 2: 16 px; 3: 8 px
+        pick = torch.randint(0, 4, (B,), generator=g, device=g.device).to(x.device)[:, None, None, None]  # 2: 16 px; 3: 8 px
         x = torch.where(pick == 2, small[0], torch.where(pick == 3, small[1], x))
-    blurred = gaussian_blur(x, d.blur * torch.rand(B, generator=g))
+    blurred = gaussian_blur(x, d.blur * rand(B))
     x = x + coin() * (blurred - x)
-    x = x + coin() * d.noise * torch.rand(B, 1, 1, 1, generator=g) * torch.randn(x.shape, generator=g)
+    noise = torch.randn(x.shape, generator=g, device=g.device).to(x)
+    x = x + coin() * d.noise * rand(B, 1, 1, 1) * noise
     return x.clamp(-1, 1)
 
 
