@@ -58,3 +58,26 @@ def test_x0_clipping_keeps_the_implied_x0_in_range():
     x, t = torch.zeros(4, 2), torch.full((4,), 500)
     x0 = S.predict_x0(x, t, with_x0_clipping(wild, S)(x, t))
     torch.testing.assert_close(x0, torch.ones_like(x0))
+
+
+def test_text_model_denoiser_returns_eps_whatever_the_net_predicts():
+    from minidiff.core.text_encoder import TextConditionedUNet, TextEncoderConfig
+
+    torch.manual_seed(0)
+    unet = UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), attention_resolutions=(4,), context_dim=16)
+    model = TextConditionedUNet(unet, TextEncoderConfig(vocab_size=10, max_tokens=6, width=16), prediction="v").eval()
+    for p in model.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    ids = torch.tensor([[1, 5, 6, 2, 0, 0]])
+    mask = ids != 0
+    null_ids = torch.tensor([[1, 2, 0, 0, 0, 0]])
+    x, t = torch.randn(2, 3, 8, 8), torch.full((2,), 600)
+    with torch.no_grad():
+        ctx, null = model.encode(ids, mask), model.encode(null_ids, null_ids != 0)
+        v_u = model.unet(x, t, context=null.expand(2, -1, -1), context_mask=(null_ids != 0).expand(2, -1))
+        v_c = model.unet(x, t, context=ctx.expand(2, -1, -1), context_mask=mask.expand(2, -1))
+        expected = S.eps_from(v_u + 2.0 * (v_c - v_u), x, t, "v")
+        got = model.denoiser(S, ctx, null, 2.0, mask, null_ids != 0)(x, t)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="context_dim"):
+        TextConditionedUNet(unet, TextEncoderConfig(vocab_size=10, width=32))

@@ -172,7 +172,9 @@ def load_text_unet(name_or_path: str | os.PathLike, device: torch.device | str |
 
     ckpt = load_checkpoint(name_or_path, kind="text_unet")
     try:
-        model = TextConditionedUNet(UNetConfig.from_dict(ckpt.config["unet"]), TextEncoderConfig(**ckpt.config["text_encoder"]))
+        model = TextConditionedUNet(
+            UNetConfig.from_dict(ckpt.config["unet"]), TextEncoderConfig(**ckpt.config["text_encoder"]), ckpt.config.get("prediction", "eps")
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt.path / CONFIG} has no valid 'unet' and 'text_encoder' sections ({e})") from None
     load_weights(model, ckpt.weights, where=str(ckpt.path))

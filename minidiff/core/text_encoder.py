@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
 if TYPE_CHECKING:
+    from .sampling import Denoiser
+    from .schedule import Prediction, Schedule
     from .unet import UNetConfig
 
 
@@ -64,12 +66,13 @@ class TextEncoder(nn.Module):
 class TextConditionedUNet(nn.Module):
     """A text encoder and a UNet that cross-attends to its token embeddings: the text-to-image base model.
 
-    ``model(x_t, t, ids, mask) -> eps`` for training; methods that work on
-    embeddings (null-text, Imagic) call ``model.encode`` once and then
-    ``model.unet(x_t, t, context=..., context_mask=...)``.
+    ``model(x_t, t, ids, mask)`` returns the network's raw output (eps, x0 or v,
+    as ``model.prediction`` says) and is what training calls. Sampling and the
+    methods use ``model.denoiser(...)``, which always returns eps, or call
+    ``model.encode`` once and then ``model.unet`` on the embeddings.
     """
 
-    def __init__(self, unet: "UNetConfig", text: TextEncoderConfig) -> None:
+    def __init__(self, unet: "UNetConfig", text: TextEncoderConfig, prediction: "Prediction" = "eps") -> None:
         super().__init__()
         from .unet import UNet
 
@@ -77,6 +80,7 @@ class TextConditionedUNet(nn.Module):
             raise ValueError(f"the UNet's context_dim ({unet.context_dim}) must equal the text encoder's width ({text.width})")
         self.text = TextEncoder(text)
         self.unet = UNet(unet)
+        self.prediction = prediction
 
     def encode(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Token embeddings (B, L, width) of token ids (B, L)."""
@@ -84,3 +88,22 @@ class TextConditionedUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, ids: Tensor, mask: Tensor) -> Tensor:
         return self.unet(x, t, context=self.encode(ids, mask), context_mask=mask)
+
+    def denoiser(
+        self,
+        schedule: "Schedule",
+        context: Tensor,
+        null_context: Tensor,
+        scale: float,
+        context_mask: Tensor | None = None,
+        null_mask: Tensor | None = None,
+    ) -> "Denoiser":
+        """An eps-denoiser ``(x_t, t) -> eps`` with classifier-free guidance, whatever the net predicts.
+
+        Guidance is applied to the raw outputs; for v or x0 outputs that is the
+        same as guiding eps, since the conversion is linear in the output at fixed x_t.
+        """
+        from .denoisers import with_prediction, with_text_cfg
+
+        guided = with_text_cfg(self.unet, context, null_context, scale, context_mask, null_mask)
+        return with_prediction(guided, schedule, self.prediction)
