@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ..core.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..core.denoisers import with_inputs
@@ -27,8 +28,6 @@ from ..world.metrics import sliced_wasserstein
 from ..world.scenes import scenes
 from ..world.toy import ToyMLP, ring_mixture
 from .train import TrainConfig, train
-
-import torch.nn.functional as F
 
 #: how often the label is dropped so the same net learns p(x) too (Ho & Salimans 2022, sec. 3.2)
 LABEL_DROPOUT = 0.1
@@ -147,12 +146,9 @@ def base_data(batch_size: int, seed: int = 0):
 
 
 def make_base_model():
-    from ..core.text_encoder import TextConditionedUNet, TextEncoderConfig
+    from ..core.text_encoder import TextConditionedUNet
 
-    tokenizer = Tokenizer()
-    text = TextEncoderConfig(vocab_size=len(tokenizer), max_tokens=tokenizer.max_tokens, width=BASE_UNET.context_dim,
-                             pad_id=tokenizer.pad_id, start_id=tokenizer.start_id, end_id=tokenizer.end_id)
-    return TextConditionedUNet(BASE_UNET, text, BASE_TRAIN.prediction)
+    return TextConditionedUNet(BASE_UNET, text_encoder_config(), BASE_TRAIN.prediction)
 
 
 def train_base(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
@@ -357,7 +353,7 @@ def text_encoder_config() -> "TextEncoderConfig":
     from ..core.text_encoder import TextEncoderConfig
 
     tokenizer = Tokenizer()
-    return TextEncoderConfig(vocab_size=len(tokenizer), max_tokens=tokenizer.max_tokens, width=64,
+    return TextEncoderConfig(vocab_size=len(tokenizer), max_tokens=tokenizer.max_tokens, width=BASE_UNET.context_dim,
                              pad_id=tokenizer.pad_id, start_id=tokenizer.start_id, end_id=tokenizer.end_id)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
@@ -56,15 +55,3 @@ def radial_power_spectrum(x: Tensor, bins: Optional[int] = None) -> tuple[Tensor
     centres = (edges[1:] + edges[:-1]) / 2
     return centres, total / count.clamp(min=1)
 
-
-def gaussianity(x: Tensor) -> dict[str, float]:
-    """How white-Gaussian a tensor looks: mean, std, excess kurtosis, lag-1 autocorrelation (B, C, H, W)."""
-    v = x.double().flatten()
-    z = (v - v.mean()) / v.std()
-    lag = (x[..., 1:] * x[..., :-1]).double().mean() - x.double().mean() ** 2
-    return {
-        "mean": float(v.mean()),
-        "std": float(v.std()),
-        "excess_kurtosis": float(z.pow(4).mean() - 3),
-        "autocorr_lag1": float(lag / v.var()) if x.ndim == 4 else math.nan,
-    }
