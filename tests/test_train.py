@@ -5,7 +5,7 @@ import torch
 
 from minidiff import linear_schedule
 from minidiff.course.recipes import toy2d_data
-from minidiff.course.train import TrainConfig, train
+from minidiff.course.train import TrainConfig, lr_factor, train
 from minidiff.world.toy import ToyMLP
 
 S = linear_schedule()
@@ -56,3 +56,22 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     train(fresh_net(), data, S, TrainConfig(steps=2, batch_size=8, checkpoint_every=1), tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"different TrainConfig \(fields \['lr'\]\)"):
         train(fresh_net(), data, S, TrainConfig(steps=2, batch_size=8, checkpoint_every=1, lr=1.0), tmp_path, progress=False)
+
+
+def test_learning_rate_warms_up_holds_and_cools_down():
+    config = TrainConfig(steps=100, warmup=10, cooldown=20)
+    factors = [lr_factor(config, s) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0  # warm-up: 1/10 .. 10/10
+    assert all(f == 1.0 for f in factors[9:81])  # constant until the cool-down begins at step 80
+    assert factors[90] == pytest.approx(0.5) and factors[99] == pytest.approx(0.05)  # linear to 0 at step 100
+    assert lr_factor(TrainConfig(steps=100, warmup=10), 99) == 1.0  # no cool-down by default
+
+
+def test_a_run_may_get_a_cooldown_or_more_steps_until_its_cooldown_begins(tmp_path):
+    data = toy2d_data(8, seed=0)
+    train(fresh_net(), data, S, TrainConfig(steps=4, batch_size=8, warmup=1, checkpoint_every=2), tmp_path, progress=False)
+    # extended and given a cool-down that starts after step 4: the first 4 steps are the same run
+    train(fresh_net(), data, S, TrainConfig(steps=10, batch_size=8, warmup=1, checkpoint_every=2, cooldown=5), tmp_path, progress=False)
+    # shortening it now would change steps already taken (the cool-down began at step 5)
+    with pytest.raises(ValueError, match="cool-down has begun"):
+        train(fresh_net(), data, S, TrainConfig(steps=12, batch_size=8, warmup=1, checkpoint_every=2, cooldown=5), tmp_path, progress=False)

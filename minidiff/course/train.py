@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-4
     warmup: int = 200  # linear learning-rate warm-up, in steps
+    cooldown: int = 0  # the last ``cooldown`` steps lower the learning rate linearly to 0 (0: constant to the end)
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     checkpoint_every: int = 500
@@ -75,6 +76,22 @@ class TrainResult:
     step: int
 
 
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """The learning rate at ``step`` as a fraction of ``config.lr``: warm-up, constant, then the cool-down."""
+    up = min(1.0, (step + 1) / max(1, config.warmup))
+    down = 1.0 if config.cooldown <= 0 else min(1.0, (config.steps - step) / config.cooldown)
+    return max(0.0, min(up, down))
+
+
+def _same_past(old: TrainConfig, new: TrainConfig, step: int) -> set[str]:
+    """Fields that differ in a way that changes the steps already taken (``steps`` and ``cooldown`` may change
+    while neither run has begun its cool-down: that is how a run is extended or given a cool-down)."""
+    changed = {k for k, v in asdict(new).items() if getattr(old, k) != v} - {"steps", "cooldown"}
+    if any(lr_factor(old, s) != lr_factor(new, s) for s in range(step)):
+        changed |= {"steps/cooldown (the cool-down has begun)"}
+    return changed
+
+
 def _ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
     with torch.no_grad():
         for e, p in zip(ema.parameters(), net.parameters()):
@@ -106,7 +123,7 @@ def train(
     device = next(net.parameters()).device
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, config.warmup)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(config, s))
     generator = torch.Generator(device=device).manual_seed(config.seed)
     torch.manual_seed(config.seed)  # dropout and anything else that draws from the global generator
     losses: list[float] = []
@@ -119,8 +136,9 @@ def train(
     state_path = out / STATE
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        changed = {k for k in asdict(config) if k != "steps" and state["config"].get(k) != asdict(config)[k]}
-        if changed:  # only the number of steps may change: that is how a finished run is extended
+        known = {k: v for k, v in state["config"].items() if k in asdict(config)}  # older states lack newer fields
+        changed = _same_past(TrainConfig(**known), config, int(state["step"]))
+        if changed:
             raise ValueError(f"{state_path} was written with a different TrainConfig (fields {sorted(changed)}); use another out folder")
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])

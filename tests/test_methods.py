@@ -1,0 +1,172 @@
+"""The methods on small sizes: exact answers where the math gives them, and clear errors for bad input."""
+
+import pytest
+import torch
+
+from minidiff import invert_ddim, linear_schedule, sample_ddim, sample_ddpm
+from minidiff.core.text_encoder import TextConditionedUNet, TextEncoderConfig
+from minidiff.core.unet import UNetConfig
+from minidiff.methods.direct_inversion import add_offsets, direct_inversion
+from minidiff.methods.ilvr import ilvr_hook, lowpass
+from minidiff.methods.null_text import null_text_inversion, per_step_null_denoiser
+from minidiff.methods.sdedit import sdedit, sdedit_timesteps
+from minidiff.world.toy import image_mixture
+
+S = linear_schedule()
+
+
+def images(n=4, size=8, seed=0):
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def mixture_denoiser(seed=0):
+    return image_mixture(images(6, seed=seed), std=0.1).denoiser(S)
+
+
+# -- SDEdit ----------------------------------------------------------------------------------------
+
+
+def test_sdedit_at_strength_zero_returns_the_guide_and_at_one_runs_every_step():
+    guide = images(2)
+    assert torch.equal(sdedit(mixture_denoiser(), guide, 0.0, S), guide)
+    assert len(sdedit_timesteps(1.0, 50, S)) == 50 and sdedit_timesteps(1.0, 50, S)[0] == S.timesteps(50)[0]
+    assert sdedit_timesteps(0.4, 50, S).tolist() == S.timesteps(50)[-20:].tolist()
+
+
+def test_sdedit_faithfulness_falls_with_strength():
+    guide = images(64, seed=3)  # not images of the mixture: the model pulls them towards its modes
+    distance = []
+    for strength in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9):
+        out = sdedit(mixture_denoiser(), guide, strength, S, num_steps=20, generator=torch.Generator().manual_seed(0))
+        distance.append((out - guide).square().mean().item())
+    # monotone within noise: once the output is a fresh sample, the distance only fluctuates (~1%)
+    assert all(b > 0.97 * a for a, b in zip(distance, distance[1:])), distance
+    assert distance[0] == 0 and distance[2] > 0.1 and distance[-1] > 1.5 * distance[1], distance
+
+
+def test_masked_sdedit_keeps_the_kept_region_exactly():
+    guide = images(2)
+    keep = torch.zeros(1, 1, 8, 8)
+    keep[..., :4] = 1
+    out = sdedit(mixture_denoiser(), guide, 0.8, S, num_steps=10, keep=keep, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out[..., :4], guide[..., :4], rtol=0, atol=1e-6)
+    assert (out[..., 4:] - guide[..., 4:]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan"), "half"])
+def test_sdedit_refuses_strengths_outside_0_1(strength):
+    with pytest.raises(ValueError, match=r"strength must be a number in \[0, 1\]"):
+        sdedit(mixture_denoiser(), images(1), strength, S)
+
+
+def test_sdedit_refuses_a_mask_of_the_wrong_shape():
+    with pytest.raises(ValueError, match=r"keep must have shape \(1 or 1, 1 or 3, 8, 8\)"):
+        sdedit(mixture_denoiser(), images(1), 0.5, S, keep=torch.ones(1, 1, 4, 4))
+
+
+# -- ILVR --------------------------------------------------------------------------------------------
+
+
+def test_exact_lowpass_is_a_projection_and_bicubic_is_not():
+    x = images(2, size=16)
+    p = lowpass(x, 4)
+    torch.testing.assert_close(lowpass(p, 4), p, rtol=0, atol=1e-6)
+    b = lowpass(x, 4, "bicubic")
+    assert (lowpass(b, 4, "bicubic") - b).abs().max() > 1e-3
+    assert lowpass(x, 1).equal(x)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_ilvr_with_the_exact_filter_matches_the_reference_low_frequencies_to_float_precision(sampler):
+    reference = images(1, seed=7)
+    noise = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(2)
+    hook = ilvr_hook(reference, 4, S, generator=g)
+    run = sample_ddpm if sampler == "ddpm" else sample_ddim
+    kwargs = {"generator": g} if sampler == "ddpm" else {}
+    x0 = run(mixture_denoiser(), noise, S.timesteps(20), S, on_step=hook, **kwargs)
+    error = (lowpass(x0, 4) - lowpass(reference, 4)).abs().max()
+    assert error < 1e-6
+    assert (x0 - reference).abs().max() > 0.05  # only the low frequencies are pinned
+
+
+def test_ilvr_bad_inputs():
+    with pytest.raises(ValueError, match=r"dividing the image size 8x8 \(one of \[1, 2, 4, 8\]\), got 3"):
+        ilvr_hook(images(1), 3, S)
+    with pytest.raises(ValueError, match="stop must be"):
+        ilvr_hook(images(1), 2, S, stop=1000)
+    hook = ilvr_hook(images(1, size=16), 2, S)
+    with pytest.raises(ValueError, match=r"reference has shape \(1, 3, 16, 16\); the samples are \(2, 3, 8, 8\)"):
+        sample_ddim(mixture_denoiser(), torch.randn(2, 3, 8, 8), S.timesteps(2), S, on_step=hook)
+
+
+# -- inversion -----------------------------------------------------------------------------------------
+
+
+def tiny_text_model(seed=0):
+    torch.manual_seed(seed)
+    unet = UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,), context_dim=16, pooled_context=True)
+    model = TextConditionedUNet(unet, TextEncoderConfig(vocab_size=10, max_tokens=6, width=16), prediction="v").eval()
+    for p in model.parameters():  # an untrained net's output layer is zero; give it something to say
+        p.data.add_(0.05 * torch.randn_like(p))
+    ids, null_ids = torch.tensor([[1, 5, 6, 2, 0, 0]]), torch.tensor([[1, 2, 0, 0, 0, 0]])
+    with torch.no_grad():
+        prompt = (model.encode(ids, ids != 0), ids != 0)
+        null = (model.encode(null_ids, null_ids != 0), null_ids != 0)
+    return model, prompt, null
+
+
+def test_ddim_inversion_with_the_optimal_mixture_denoiser_round_trips():
+    mix = image_mixture(images(3).double(), std=0.1)
+    x0 = mix.means[:2]
+    ts = S.timesteps(500)
+    traj = invert_ddim(mix.denoiser(S), x0, ts, S)
+    back = sample_ddim(mix.denoiser(S), traj[0], ts, S)
+    assert (back - x0).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("scale", [1.0, 7.5])
+def test_direct_inversion_reconstructs_to_float_precision_at_any_scale(scale):
+    model, (ctx, m), (null, nm) = tiny_text_model()
+    x0 = images(2)
+    ts = S.timesteps(10)
+    guided = model.denoiser(S, ctx, null, scale, m, nm)
+    plain = model.denoiser(S, ctx, null, 1.0, m, nm)
+    inv = direct_inversion(guided, x0, ts, S, inversion_model=plain)
+    with torch.no_grad():
+        drifted = sample_ddim(guided, inv.noise, ts, S)
+        rebuilt = sample_ddim(guided, inv.noise, ts, S, on_step=add_offsets(inv.offsets))
+    assert (rebuilt - x0).abs().max() < 1e-4  # float32 rounding of x + (pivot - x), amplified by the guidance scale
+    if scale > 1:
+        assert (drifted - x0).abs().max() > 100 * (rebuilt - x0).abs().max()
+
+
+def test_direct_inversion_offsets_go_to_the_source_rows_only():
+    model, (ctx, m), (null, nm) = tiny_text_model()
+    x0 = images(1)
+    ts = S.timesteps(5)
+    guided = model.denoiser(S, ctx, null, 3.0, m, nm)
+    inv = direct_inversion(guided, x0, ts, S)
+    with torch.no_grad():
+        pair = sample_ddim(guided, inv.noise.expand(2, -1, -1, -1), ts, S, on_step=add_offsets(inv.offsets, rows=slice(0, 1)))
+        free = sample_ddim(guided, inv.noise, ts, S)
+    assert (pair[0] - x0[0]).abs().max() < 1e-4
+    torch.testing.assert_close(pair[1], free[0], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="same timesteps"):
+        sample_ddim(guided, inv.noise, S.timesteps(6), S, on_step=add_offsets(inv.offsets))
+
+
+def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():
+    model, prompt, null = tiny_text_model()
+    x0 = images(2)
+    ts = S.timesteps(8)
+    scale = 7.5
+    result = null_text_inversion(model, x0, prompt, null, scale, ts, S)
+    assert result.null_contexts.shape == (8, 2, 6, 16) and result.iterations.max() <= 10
+    with torch.no_grad():
+        plain = sample_ddim(model.denoiser(S, prompt[0], null[0], scale, prompt[1], null[1]), result.noise, ts, S)
+        tuned = sample_ddim(per_step_null_denoiser(model, S, prompt, result.null_contexts, null[1], scale, ts), result.noise, ts, S)
+    err_plain, err_tuned = (plain - x0).square().mean(), (tuned - x0).square().mean()
+    assert err_tuned < 0.5 * err_plain, (err_plain, err_tuned)
+    with pytest.raises(ValueError, match="inner_steps must be"):
+        null_text_inversion(model, x0, prompt, null, scale, ts, S, inner_steps=-1)
