@@ -1,4 +1,4 @@
-"""Command line: ``python -m minidiff train RECIPE --out FOLDER [--export FOLDER] [--steps N]``.
+"""Command line: ``python -m minidiff train RECIPE --out FOLDER [--export FOLDER] [--steps N]``, ``results NAME``.
 
 Training prints progress, checkpoints to ``--out`` as it goes, and resumes
 from there when run again. ``python -m minidiff list`` shows the shipped
@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from .core.checkpoint import available_checkpoints
-from .course import recipes
+from .course import experiments, recipes
 
 RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "judge": recipes.train_judge, "clip": recipes.train_clip}
 
@@ -25,10 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--export", help="write a shipped checkpoint (weights, config, model card) here when done")
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--progress", action="store_true", help="show a progress bar instead of log lines")
+    r = sub.add_parser("results", help="compute a chapter's measured sweep into results/NAME.json")
+    r.add_argument("name", choices=sorted(experiments.SWEEPS))
     sub.add_parser("list", help="list the shipped checkpoints")
     args = parser.parse_args(argv)
     if args.command == "list":
         print("\n".join(available_checkpoints()))
+        return 0
+    if args.command == "results":
+        experiments.run_sweep(args.name)
         return 0
     RECIPES[args.recipe](args.out, export=args.export, steps=args.steps, progress=args.progress)
     return 0

@@ -1,0 +1,188 @@
+"""The measured sweeps behind the chapters, each a function that a script runs once and a chapter reads.
+
+A sweep that takes minutes on 2 CPU cores runs from the command line and
+writes ``results/NAME.json`` (numbers) and ``results/NAME.safetensors``
+(a few example images as uint8), which the chapter loads:
+
+    python -m minidiff results sdedit      # or ilvr
+
+Every sweep is seeded: running it again gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from ..core.sampling import Denoiser, sample_ddpm
+from ..core.schedule import Schedule
+from ..methods.ilvr import ilvr_hook, lowpass
+from ..methods.sdedit import sdedit
+from ..world.captions import Tokenizer
+from ..world.judge import FAMILIES, Judge, agreement, targets, world_fd
+from ..world.scenes import scenes
+from ..world.strokes import stroke_distance, stroke_painting
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+#: held-out scenes used as guides and references; the real set for world-FD starts after them
+GUIDES_START, REAL_START, REAL_COUNT = 0, 4000, 1000
+
+
+def unconditional(model, schedule: Schedule) -> Denoiser:
+    """The base model with the empty caption at guidance 1: the unconditional model SDEdit and ILVR assume."""
+    ids, mask = Tokenizer()("")
+    null = model.encode(ids, mask)
+    return model.denoiser(schedule, null, null, 1.0, mask, mask)
+
+
+def judge_confidence(judge: Judge, images: Tensor) -> Tensor:
+    """Mean over the scene-level heads of the judge's top softmax probability, per image (B,): a realism proxy."""
+    with torch.no_grad():
+        logits = judge(images)
+    heads = ("count", "shape", "colour", "size", "position", "tone", "pattern")
+    return torch.stack([logits[h].softmax(1).max(1).values for h in heads]).mean(0)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def from_uint8(x: Tensor) -> Tensor:
+    return x.float() / 127.5 - 1
+
+
+def save_results(name: str, numbers: dict, images: dict[str, Tensor], folder: Path = RESULTS) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    save_file({k: to_uint8(v).contiguous() for k, v in images.items()}, str(folder / f"{name}.safetensors"))
+
+
+def load_results(name: str, folder: Path = RESULTS) -> tuple[dict, dict[str, Tensor]]:
+    """``(numbers, images in [-1, 1])`` written by ``python -m minidiff results NAME``."""
+    path = folder / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python -m minidiff results {name}` to compute it")
+    images = {k: from_uint8(v) for k, v in load_file(str(folder / f"{name}.safetensors")).items()}
+    return json.loads(path.read_text()), images
+
+
+def _provenance(seconds: float) -> dict:
+    return {"seconds": round(seconds, 1), "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+            "torch": torch.__version__}
+
+
+# -- SDEdit -------------------------------------------------------------------------------------------
+
+SDEDIT_STRENGTHS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def sdedit_sweep(model, schedule: Schedule, judge: Judge, n: int = 96, num_steps: int = 50, examples: int = 6,
+                 progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """Faithfulness (stroke distance) and realism (world-FD, judge confidence) of SDEdit over the strength."""
+    start = time.perf_counter()
+    guides = scenes("test", GUIDES_START, n)
+    strokes = stroke_painting(guides.images)
+    real = scenes("test", REAL_START, REAL_COUNT).images
+    denoiser = unconditional(model, schedule)
+    rows, images = [], {"scenes": guides.images[:examples], "strokes": strokes[:examples]}
+    for s in SDEDIT_STRENGTHS:
+        with torch.no_grad():
+            out = sdedit(denoiser, strokes, s, schedule, num_steps=num_steps, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
+        kept = agreement(judge.predict(out), targets(guides))  # does the output still show the painted scene?
+        rows.append({"strength": s, "stroke_distance": stroke_distance(out, strokes).mean().item(),
+                     "world_fd": world_fd(judge, out, real), "judge_confidence": judge_confidence(judge, out).mean().item(),
+                     **{f"kept_{f}": kept[f] for f in FAMILIES}})
+        images[f"strength_{s:.1f}"] = out[:examples]
+        progress(f"sdedit strength {s:.1f}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if k != "strength"))
+    floor = world_fd(judge, scenes("test", REAL_START + REAL_COUNT, n).images, real)
+    numbers = {"n": n, "num_steps": num_steps, "sampler": "ddpm", "rows": rows, "world_fd_floor": floor,
+               "stroke_world_fd": world_fd(judge, strokes, real), **_provenance(time.perf_counter() - start)}
+    return numbers, images
+
+
+# -- ILVR ---------------------------------------------------------------------------------------------
+
+ILVR_FACTORS = (2, 4, 8, 16, 32)
+ILVR_STOPS = (-1, 200, 400, 600, 800)  # refine the steps that start above this t
+
+
+def _ilvr_samples(denoiser: Denoiser, reference: Tensor, per: int, factor: int, schedule: Schedule, num_steps: int,
+                  stop: int = -1, kind: str = "exact", seed: int = 0) -> Tensor:
+    """``per`` ILVR samples for each reference (R, 3, H, W) -> (R, per, 3, H, W), not clipped to [-1, 1]
+    (clipping would break the low-pass constraint the chapter measures)."""
+    R = reference.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    ref = reference.repeat_interleave(per, 0)
+    noise = torch.randn(ref.shape, generator=g)
+    with torch.no_grad():
+        x = sample_ddpm(denoiser, noise, schedule.timesteps(num_steps), schedule, generator=g,
+                        on_step=ilvr_hook(ref, factor, schedule, stop=stop, kind=kind, generator=g))
+    return x.reshape(R, per, *reference.shape[1:])
+
+
+def _diversity(x: Tensor) -> float:
+    """Mean per-pixel standard deviation across the samples of each reference (R, per, ...)."""
+    return x.std(1).mean().item()
+
+
+def _coarse_kept(judge: Judge, x: Tensor, refs) -> dict[str, float]:
+    per = x.shape[1]
+    truth = {k: v.repeat_interleave(per, 0) for k, v in targets(refs).items()}
+    return agreement(judge.predict(x.flatten(0, 1).clamp(-1, 1)), truth)
+
+
+def ilvr_sweep(model, schedule: Schedule, judge: Judge, refs: int = 12, per: int = 4, num_steps: int = 50,
+               progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """Constraint error of both filters, diversity and kept attributes over N, and a stop-step sweep."""
+    start = time.perf_counter()
+    references = scenes("test", GUIDES_START, refs)
+    denoiser = unconditional(model, schedule)
+    by_factor, images = [], {"references": references.images[:4]}
+    for N in ILVR_FACTORS:
+        x = _ilvr_samples(denoiser, references.images, per, N, schedule, num_steps)
+        error = (lowpass(x.flatten(0, 1), N) - lowpass(references.images.repeat_interleave(per, 0), N)).abs().max().item()
+        kept = _coarse_kept(judge, x, references)
+        by_factor.append({"N": N, "max_lowpass_error": error, "diversity": _diversity(x), **{f"kept_{f}": kept[f] for f in FAMILIES}})
+        images[f"N_{N}"] = x[:4].flatten(0, 1).clamp(-1, 1)
+        progress(f"ilvr N={N}: " + ", ".join(f"{k} {v:.4g}" for k, v in by_factor[-1].items() if k != "N"))
+    filters = []
+    for kind in ("exact", "bicubic"):
+        for N in (4, 8):
+            x = _ilvr_samples(denoiser, references.images[:4], 2, N, schedule, num_steps, kind=kind)
+            flat, ref = x.flatten(0, 1), references.images[:4].repeat_interleave(2, 0)
+            filters.append({"kind": kind, "N": N, "max_error_own_filter": (lowpass(flat, N, kind) - lowpass(ref, N, kind)).abs().max().item(),
+                            "rms_error_exact_filter": (lowpass(flat, N) - lowpass(ref, N)).square().mean().sqrt().item()})
+            progress(f"ilvr filter {kind} N={N}: {filters[-1]}")
+    by_stop = []
+    for stop in ILVR_STOPS:
+        x = _ilvr_samples(denoiser, references.images, per, 4, schedule, num_steps, stop=stop)
+        kept = _coarse_kept(judge, x, references)
+        by_stop.append({"stop": stop, "diversity": _diversity(x), "rms_lowpass_error": (lowpass(x.flatten(0, 1), 4) - lowpass(references.images.repeat_interleave(per, 0), 4)).square().mean().sqrt().item(),
+                        **{f"kept_{f}": kept[f] for f in FAMILIES}})
+        images[f"stop_{stop}"] = x[:4].flatten(0, 1).clamp(-1, 1)
+        progress(f"ilvr stop={stop}: " + ", ".join(f"{k} {v:.4g}" for k, v in by_stop[-1].items() if k != "stop"))
+    numbers = {"refs": refs, "per_reference": per, "num_steps": num_steps, "sampler": "ddpm", "by_factor": by_factor,
+               "filters": filters, "by_stop": by_stop, **_provenance(time.perf_counter() - start)}
+    return numbers, images
+
+
+SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep}
+
+
+def run_sweep(name: str, folder: Optional[Path] = None) -> None:
+    from ..core.checkpoint import load_text_unet
+    from .recipes import load_judge
+
+    model, schedule, _ = load_text_unet("base")
+    numbers, images = SWEEPS[name](model, schedule, load_judge())
+    numbers["command"] = f"python -m minidiff results {name}"
+    save_results(name, numbers, images, folder or RESULTS)
+    print(f"wrote {(folder or RESULTS) / name}.json in {numbers['seconds']:.0f}s")
