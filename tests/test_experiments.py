@@ -24,3 +24,19 @@ def test_sweeps_run_and_their_results_round_trip(tmp_path):
         assert row["max_lowpass_error"] < 1e-5
     exact = [f for f in numbers["filters"] if f["kind"] == "exact"]
     assert all(f["max_error_own_filter"] < 1e-5 for f in exact)
+
+
+def test_inversion_sweep_runs_and_direct_inversion_is_exact(tmp_path):
+    torch.manual_seed(0)
+    model, schedule, judge = make_base_model().eval(), linear_schedule(), load_judge()
+    for p in model.parameters():  # an untrained net's output layer is zero, and then the null embedding has no effect
+        p.data.add_(0.02 * torch.randn_like(p))
+    numbers, images = experiments.inversion_sweep(model, schedule, judge, n=2, batch=2, num_steps=3, small=2,
+                                                  step_counts=(2,), inner_counts=(0, 2), progress=lambda line: None)
+    methods = {(r["method"], r["scale"]) for r in numbers["rows"]}
+    assert ("null-text", 1.0) not in methods and ("null-text", 7.5) in methods and ("direct", 7.5) in methods
+    for r in numbers["rows"]:
+        if r["method"] == "direct":
+            assert r["psnr"] > 80  # float precision: the offsets put the source branch back on the pivot
+    assert len(numbers["null_drift"]) == 3 and numbers["null_drift"][0] > 0
+    assert "edit_success" in next(r for r in numbers["rows"] if r["scale"] == 7.5)

@@ -122,3 +122,19 @@ def test_agreement_counts_both_objects():
 def test_judge_rejects_other_sizes():
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
         Judge()(torch.zeros(2, 3, 16, 16))
+
+
+def test_stroke_paintings_are_flat_palette_colours_and_painting_by_letters_checks_its_input():
+    from minidiff.world.strokes import PALETTE, paint, stroke_distance, stroke_painting
+
+    s = scenes("test", 0, 8)
+    p = stroke_painting(s.images)
+    colours = p.permute(0, 2, 3, 1).reshape(-1, 3)
+    assert ((colours[:, None] - PALETTE[None]).abs().sum(-1).min(1).values < 1e-6).all()  # every pixel is a palette colour
+    assert torch.equal(stroke_distance(p, p), torch.zeros(8))
+    square = paint(["LLLL", "LRRL", "LRRL", "LLLL"])
+    assert square.shape == (1, 3, 32, 32) and torch.equal(square[0, :, 12, 12], PALETTE[0])
+    with pytest.raises(ValueError, match=r"unknown paint letters \['X'\]: use R \(red\)"):
+        paint(["LX", "LL"])
+    with pytest.raises(ValueError, match="square grid"):
+        paint(["LLL", "LL"])

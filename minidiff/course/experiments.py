@@ -21,9 +21,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..core.sampling import Denoiser, sample_ddpm
+from ..core.sampling import Denoiser, invert_ddim, sample_ddim, sample_ddpm
 from ..core.schedule import Schedule
+from ..methods.direct_inversion import add_offsets, direct_inversion
 from ..methods.ilvr import ilvr_hook, lowpass
+from ..methods.null_text import INNER_STEPS as NULL_TEXT_INNER_STEPS
+from ..methods.null_text import null_text_inversion, per_step_null_denoiser
 from ..methods.sdedit import sdedit
 from ..world.captions import Tokenizer
 from ..world.judge import FAMILIES, Judge, agreement, targets, world_fd
@@ -174,7 +177,140 @@ def ilvr_sweep(model, schedule: Schedule, judge: Judge, refs: int = 12, per: int
     return numbers, images
 
 
-SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep}
+# -- inversion -------------------------------------------------------------------------------------------
+
+INVERSION_SCALES = (1.0, 3.0, 7.5)
+INVERSION_METHODS = ("ddim", "ddim, guided inversion", "null-text", "direct")
+
+
+def _prompts(model, texts: list[str]) -> tuple[Tensor, Tensor]:
+    ids, mask = Tokenizer()(texts)
+    return model.encode(ids, mask), mask
+
+
+def invert_and_reconstruct(method: str, model, schedule: Schedule, x0: Tensor, prompt, null, scale: float, num_steps: int,
+                           target=None, inner_steps: int = NULL_TEXT_INNER_STEPS) -> dict:
+    """Invert x0 with ``method``, then sample back with the source prompt (and with ``target``, if given) at ``scale``.
+
+    prompt, null, target: (embeddings (B, L, D), mask (B, L)). Returns reconstruction, edit (or None),
+    wall seconds, and the method's extras (null embeddings).
+    """
+    ts = schedule.timesteps(num_steps)
+    (ctx, mask), (nctx, nmask) = prompt, null
+    plain = model.denoiser(schedule, ctx, nctx, 1.0, mask, nmask)
+    guided = model.denoiser(schedule, ctx, nctx, scale, mask, nmask)
+    B, extra, edit = x0.shape[0], {}, None
+    start = time.perf_counter()
+    if method in ("ddim", "ddim, guided inversion"):
+        with torch.no_grad():
+            noise = invert_ddim(plain if method == "ddim" else guided, x0, ts, schedule)[0]
+            recon = sample_ddim(guided, noise, ts, schedule)
+            if target is not None:
+                edit = sample_ddim(model.denoiser(schedule, target[0], nctx, scale, target[1], nmask), noise, ts, schedule)
+    elif method == "null-text":
+        inv = null_text_inversion(model, x0, prompt, null, scale, ts, schedule, inner_steps=inner_steps)
+        with torch.no_grad():
+            recon = sample_ddim(per_step_null_denoiser(model, schedule, prompt, inv.null_contexts, nmask, scale, ts), inv.noise, ts, schedule)
+            if target is not None:
+                edit = sample_ddim(per_step_null_denoiser(model, schedule, target, inv.null_contexts, nmask, scale, ts), inv.noise, ts, schedule)
+        extra = {"null_contexts": inv.null_contexts, "iterations": inv.iterations}
+    elif method == "direct":
+        inv = direct_inversion(guided, x0, ts, schedule, inversion_model=plain)
+        with torch.no_grad():
+            if target is None:
+                recon = sample_ddim(guided, inv.noise, ts, schedule, on_step=add_offsets(inv.offsets))
+            else:  # one batch [source; target]: the offsets go to the source rows only
+                pair = model.denoiser(schedule, torch.cat([ctx, target[0]]), nctx.expand(1, -1, -1) if nctx.shape[0] == 1 else torch.cat([nctx, nctx]),
+                                      scale, torch.cat([mask, target[1]]), nmask if nmask.shape[0] == 1 else torch.cat([nmask, nmask]))
+                both = sample_ddim(pair, torch.cat([inv.noise, inv.noise]), ts, schedule, on_step=add_offsets(inv.offsets, rows=slice(0, B)))
+                recon, edit = both[:B], both[B:]
+    else:
+        raise ValueError(f"method must be one of {INVERSION_METHODS}, got {method!r}")
+    return {"recon": recon, "edit": edit, "seconds": time.perf_counter() - start, **extra}
+
+
+def _edit_targets(source) -> "Scenes":
+    """Each scene's first object recoloured to the next colour of the palette: a one-word caption edit."""
+    from ..world.scenes import COLOURS, with_attribute
+
+    return with_attribute(source, "colour", (source.colour[:, 0] + 1) % len(COLOURS))
+
+
+def inversion_sweep(model, schedule: Schedule, judge: Judge, n: int = 100, batch: int = 25, num_steps: int = 50,
+                    small: int = 16, step_counts: tuple[int, ...] = (10, 20, 50, 100), inner_counts: tuple[int, ...] = (0, 1, 2, 5, 10, 20),
+                    progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """Reconstruction PSNR, judge agreement and time of each inversion at each scale; an edit by caption;
+    PSNR against steps and null-text iterations; the drift of the optimised null embeddings."""
+    from ..world.captions import caption
+    from ..world.metrics import masked_psnr, psnr
+
+    start = time.perf_counter()
+    source = scenes("test", GUIDES_START, n)
+    target_scenes = _edit_targets(source)
+    src_text = [caption(source, i) for i in range(n)]
+    tgt_text = [caption(target_scenes, i) for i in range(n)]
+    null = _prompts(model, [""])
+    background = 1 - torch.nn.functional.max_pool2d(source.masks.any(1, keepdim=True).float(), 3, stride=1, padding=1)
+    rows, images, drift = [], {"source": source.images[:6]}, None
+    for scale in INVERSION_SCALES:
+        for method in INVERSION_METHODS:
+            if method == "null-text" and scale == 1.0:
+                continue  # at scale 1 the null embedding has no effect: null-text is plain DDIM inversion
+            recon, edit, seconds = [], [], 0.0
+            for i in range(0, n, batch):
+                sl = slice(i, i + batch)
+                out = invert_and_reconstruct(method, model, schedule, source.images[sl], _prompts(model, src_text[sl]), null, scale,
+                                             num_steps, target=_prompts(model, tgt_text[sl]) if scale == 7.5 else None)
+                recon.append(out["recon"])
+                seconds += out["seconds"]
+                if out["edit"] is not None:
+                    edit.append(out["edit"])
+                if method == "null-text" and scale == 7.5 and i == 0:
+                    nulls = out["null_contexts"]  # (steps, B, L, D)
+                    m = null[1][0]
+                    ref = null[0][0][m]
+                    drift = ((nulls[:, :, m] - ref).flatten(2).norm(dim=-1) / ref.norm()).mean(1).tolist()
+            recon = torch.cat(recon)
+            kept = agreement(judge.predict(recon.clamp(-1, 1)), targets(source))
+            row = {"scale": scale, "method": method, "psnr": psnr(recon, source.images).mean().item(),
+                   "psnr_min": psnr(recon, source.images).min().item(), "seconds_per_image": seconds / n,
+                   **{f"kept_{f}": kept[f] for f in FAMILIES}}
+            images[f"recon_{method}_{scale}"] = recon[:6].clamp(-1, 1)
+            if edit:
+                edit = torch.cat(edit)
+                said = judge.predict(edit.clamp(-1, 1))
+                want = targets(target_scenes)
+                success = (said["colour"] == want["colour"]).float()
+                others = [f for f in ("count", "shape", "size", "position", "tone", "pattern") if f in said]
+                preserved = torch.stack([(said[f] == want[f]) for f in others]).all(0).float()
+                row.update({"edit_success": success.mean().item(), "edit_preserved": preserved.mean().item(),
+                            "edit_background_psnr": masked_psnr(edit, source.images, background).mean().item()})
+                images[f"edit_{method}"] = edit[:6].clamp(-1, 1)
+            rows.append(row)
+            progress(f"inversion {method} @ {scale}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
+    sub = source[:small]
+    sub_prompt, sub_null = _prompts(model, src_text[:small]), null
+    by_steps = []
+    for steps in step_counts:
+        for scale in (1.0, 7.5):
+            for method in ("ddim", "direct"):
+                out = invert_and_reconstruct(method, model, schedule, sub.images, sub_prompt, sub_null, scale, steps)
+                by_steps.append({"steps": steps, "scale": scale, "method": method, "psnr": psnr(out["recon"], sub.images).mean().item(),
+                                 "seconds_per_image": out["seconds"] / small})
+                progress(f"inversion steps {by_steps[-1]}")
+    by_iterations = []
+    for inner in inner_counts:
+        out = invert_and_reconstruct("null-text", model, schedule, sub.images, sub_prompt, sub_null, 7.5, num_steps, inner_steps=inner)
+        by_iterations.append({"inner_steps": inner, "psnr": psnr(out["recon"], sub.images).mean().item(),
+                              "seconds_per_image": out["seconds"] / small, "mean_iterations_used": out["iterations"].float().mean().item()})
+        progress(f"null-text iterations {by_iterations[-1]}")
+    numbers = {"n": n, "num_steps": num_steps, "small": small, "rows": rows, "by_steps": by_steps, "by_iterations": by_iterations,
+               "null_drift": drift, "source_captions": src_text[:6], "target_captions": tgt_text[:6],
+               **_provenance(time.perf_counter() - start)}
+    return numbers, images
+
+
+SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep, "inversion": inversion_sweep}
 
 
 def run_sweep(name: str, folder: Optional[Path] = None) -> None:

@@ -55,3 +55,13 @@ def radial_power_spectrum(x: Tensor, bins: Optional[int] = None) -> tuple[Tensor
     centres = (edges[1:] + edges[:-1]) / 2
     return centres, total / count.clamp(min=1)
 
+
+
+def masked_psnr(x: Tensor, y: Tensor, keep: Tensor, data_range: float = 2.0) -> Tensor:
+    """PSNR per image over the pixels where ``keep`` (B or 1, 1, H, W) is 1, e.g. the background outside an edit. (B,)"""
+    if x.shape != y.shape:
+        raise ValueError(f"masked_psnr needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    keep = keep.to(x.dtype).expand(x.shape[0], 1, *x.shape[2:])
+    se = ((x - y).double().square() * keep).flatten(1).sum(1)
+    count = (keep.double().flatten(1).sum(1) * x.shape[1]).clamp(min=1)
+    return 10 * torch.log10(data_range**2 / (se / count).clamp(min=1e-30))

@@ -17,7 +17,7 @@ low-resolution views are exact downsamplings (what SR3 and ILVR assume).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -180,3 +180,24 @@ def scenes(split: Split, start: int, count: int, size: int = 32) -> Scenes:
     lo = start - (start // CHUNK) * CHUNK
     merged = Scenes(*(torch.cat([getattr(p, f) for p in parts]) for f in Scenes.__dataclass_fields__))
     return merged[lo : lo + count]
+
+
+def with_attribute(s: Scenes, family: str, values: Tensor, obj: int = 0) -> Scenes:
+    """The same scenes *described* with one attribute changed: the target of an edit.
+
+    ``family``: shape, colour, size, position (of object ``obj``), tone or pattern;
+    ``values``: (B,) new indices. Images and masks are left as they are (they
+    show the source); captions and judge targets of the result describe the edit.
+    """
+    per_object = ("shape", "colour", "size", "position")
+    if family not in per_object + ("tone", "pattern"):
+        raise ValueError(f"family must be one of {per_object + ('tone', 'pattern')}, got {family!r}")
+    values = torch.as_tensor(values, dtype=torch.long)
+    if values.shape != (len(s),):
+        raise ValueError(f"values must have shape ({len(s)},), one per scene, got {tuple(values.shape)}")
+    new = getattr(s, family).clone()
+    if family in per_object:
+        new[:, obj] = values
+    else:
+        new = values
+    return replace(s, **{family: new})

@@ -38,3 +38,24 @@ def stroke_distance(output: Tensor, stroke: Tensor, cells: int = 8) -> Tensor:
     """SDEdit's faithfulness: mean squared distance between the output and the stroke, both averaged over
     the stroke's cells (a blur that forgives the details SDEdit is meant to add). (B,)"""
     return (F.adaptive_avg_pool2d(output, cells) - F.adaptive_avg_pool2d(stroke, cells)).square().flatten(1).mean(1)
+
+
+#: one letter per palette colour, for painting by hand
+LETTERS = {"R": 0, "G": 1, "B": 2, "Y": 3, "L": 4, "D": 5}
+
+
+def paint(rows: list[str], size: int = 32) -> Tensor:
+    """A stroke painting from letters, one per cell: R G B Y (object colours), L D (light and dark background).
+
+    ``paint(["LLLL", "LRRL", "LRRL", "LLLL"])`` is a red square on a light background. All rows have the
+    same length, the grid is square, and its side divides ``size``. Returns (1, 3, size, size).
+    """
+    n = len(rows)
+    if n == 0 or any(len(r) != n for r in rows) or size % n:
+        raise ValueError(f"paint takes a square grid of letters whose side divides {size}, e.g. 8 rows of 8; got {[len(r) for r in rows]}")
+    bad = sorted({ch for r in rows for ch in r} - set(LETTERS))
+    if bad:
+        raise ValueError(f"unknown paint letters {bad}: use {', '.join(f'{k} ({v})' for k, v in zip(LETTERS, list(COLOURS) + list(TONES)))}")
+    idx = torch.tensor([[LETTERS[ch] for ch in r] for r in rows])
+    cells = PALETTE[idx].permute(2, 0, 1)[None]  # (1, 3, n, n)
+    return cells.repeat_interleave(size // n, -2).repeat_interleave(size // n, -1)
