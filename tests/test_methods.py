@@ -170,3 +170,113 @@ def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():
     assert err_tuned < 0.5 * err_plain, (err_plain, err_tuned)
     with pytest.raises(ValueError, match="inner_steps must be"):
         null_text_inversion(model, x0, prompt, null, scale, ts, S, inner_steps=-1)
+
+
+# -- Prompt-to-Prompt ------------------------------------------------------------------------------
+
+
+def p2p_setup(source_ids, target_ids, seed=0):
+    from minidiff.core.text_encoder import TextConditionedUNet, TextEncoderConfig
+
+    torch.manual_seed(seed)
+    unet = UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,), context_dim=16)
+    model = TextConditionedUNet(unet, TextEncoderConfig(vocab_size=10, max_tokens=6, width=16), prediction="v").eval()
+    for p in model.parameters():
+        p.data.add_(0.1 * torch.randn_like(p))
+    ids = torch.tensor([source_ids, target_ids])
+    null_ids = torch.tensor([[1, 2, 0, 0, 0, 0]])
+    with torch.no_grad():
+        ctx, null = model.encode(ids, ids != 0), model.encode(null_ids, null_ids != 0)
+    return model, model.denoiser(S, ctx, null, 3.0, ids != 0, null_ids != 0), ids
+
+
+def sample_pair(model, denoiser, controller, ts, on_step=None, noise=None):
+    from minidiff import attach_controller
+
+    noise = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5)).expand(2, -1, -1, -1) if noise is None else noise
+    with torch.no_grad(), attach_controller(model, controller):
+        return sample_ddim(denoiser, noise, ts, S, on_step=on_step)
+
+
+def test_p2p_identity_edit_reproduces_the_source():
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt
+
+    model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 6, 2, 0, 0])
+    ts = S.timesteps(6)
+    out = sample_pair(model, denoiser, PromptToPrompt(ts, ids[0], ids[1]), ts)
+    torch.testing.assert_close(out[1], out[0], rtol=0, atol=1e-5)
+
+
+def test_p2p_replace_copies_the_source_maps_and_changes_only_through_the_words():
+    from minidiff.methods.prompt_to_prompt import AttentionStore, PromptToPrompt, chain_controllers
+
+    model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 7, 2, 0, 0])
+    ts = S.timesteps(6)
+    store = AttentionStore(ts, branches=2)
+    out = sample_pair(model, denoiser, chain_controllers(PromptToPrompt(ts, ids[0], ids[1], cross_replace=1.0, self_replace=0.0), store), ts)
+    maps = store.maps([0])  # what the network saw at the first step, after the edit
+    torch.testing.assert_close(maps[1], maps[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(maps.sum(-1), torch.ones_like(maps.sum(-1)), rtol=0, atol=1e-5)  # rows of probabilities
+    assert (out[1] - out[0]).abs().max() > 1e-3  # the swapped word still acts through the attention values
+
+
+def test_p2p_replace_refuses_prompts_of_different_lengths_and_explains_refine():
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt, token_alignment
+
+    ts = S.timesteps(4)
+    with pytest.raises(ValueError, match="same number of tokens.*mode='refine'"):
+        PromptToPrompt(ts, torch.tensor([1, 5, 6, 2, 0]), torch.tensor([1, 5, 8, 6, 2]))
+    mapper, keep = token_alignment(torch.tensor([1, 5, 6, 2, 0]), torch.tensor([1, 5, 8, 6, 2]))
+    assert keep.tolist() == [1, 1, 0, 1, 1] and mapper[[0, 1, 3, 4]].tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="fraction of the steps"):
+        PromptToPrompt(ts, torch.tensor([1, 2]), torch.tensor([1, 2]), cross_replace=1.5)
+
+
+def test_reweight_by_one_changes_nothing_and_by_zero_changes_the_image():
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt
+
+    model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 6, 2, 0, 0])
+    ts = S.timesteps(6)
+    plain = sample_pair(model, denoiser, PromptToPrompt(ts, ids[0], ids[1]), ts)
+    one = sample_pair(model, denoiser, PromptToPrompt(ts, ids[0], ids[1], reweight={2: 1.0}), ts)
+    zero = sample_pair(model, denoiser, PromptToPrompt(ts, ids[0], ids[1], reweight={2: 0.0}), ts)
+    torch.testing.assert_close(one, plain, rtol=0, atol=1e-6)
+    assert (zero[1] - plain[1]).abs().max() > 1e-3 and torch.allclose(zero[0], plain[0], atol=1e-6)
+
+
+def test_local_blend_keeps_the_source_outside_the_edited_words_region():
+    from minidiff import StepState
+    from minidiff.methods.prompt_to_prompt import AttentionStore, local_blend
+
+    ts = S.timesteps(4)
+    store = AttentionStore(ts, branches=2)
+    maps = torch.full((2, 16, 6), 1 / 6)  # (branches, 4x4 queries, 6 tokens): uniform...
+    maps[:, :, 2] = 0.0
+    maps[:, 0, 2] = 1.0  # ...except token 2, which only the top-left query attends to
+    store.store = {0: [maps]}
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    hook = local_blend(store, [[2], [2]], ts, start=0.0)
+    out = hook(StepState(0, int(ts[0]), int(ts[1]), x, x, x, x))
+    # max-pooling grows the top-left query to 2x2 queries = the top-left 4x4 pixels; the rest is the source
+    torch.testing.assert_close(out[1, :, :4, :4], x[1, :, :4, :4])
+    torch.testing.assert_close(out[1, :, 4:, :], x[0, :, 4:, :])
+    torch.testing.assert_close(out[1, :, :, 4:], x[0, :, :, 4:])
+    assert torch.equal(out[0], x[0])
+
+
+def test_direct_inversion_with_p2p_reconstructs_the_source_branch():
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt
+
+    model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 7, 2, 0, 0])
+    x0 = images(1)
+    ts = S.timesteps(6)
+    null_ids = torch.tensor([[1, 2, 0, 0, 0, 0]])
+    with torch.no_grad():
+        ctx, null = model.encode(ids[:1], ids[:1] != 0), model.encode(null_ids, null_ids != 0)
+        source_only = model.denoiser(S, ctx, null, 3.0, ids[:1] != 0, null_ids != 0)
+        plain = model.denoiser(S, ctx, null, 1.0, ids[:1] != 0, null_ids != 0)
+    inv = direct_inversion(source_only, x0, ts, S, inversion_model=plain)
+    out = sample_pair(model, denoiser, PromptToPrompt(ts, ids[0], ids[1]), ts, on_step=add_offsets(inv.offsets, rows=slice(0, 1)),
+                      noise=inv.noise.expand(2, -1, -1, -1))
+    assert (out[0] - x0[0]).abs().max() < 1e-4
+    assert (out[1] - x0[0]).abs().max() > 1e-3
