@@ -5,7 +5,7 @@ import torch
 
 from minidiff import invert_ddim, linear_schedule, sample_ddim, sample_ddpm
 from minidiff.core.text_encoder import TextConditionedUNet, TextEncoderConfig
-from minidiff.core.unet import UNetConfig
+from minidiff.core.unet import UNet, UNetConfig
 from minidiff.methods.direct_inversion import add_offsets, direct_inversion
 from minidiff.methods.ilvr import ilvr_hook, lowpass
 from minidiff.methods.null_text import null_text_inversion, per_step_null_denoiser
@@ -280,3 +280,57 @@ def test_direct_inversion_with_p2p_reconstructs_the_source_branch():
                       noise=inv.noise.expand(2, -1, -1, -1))
     assert (out[0] - x0[0]).abs().max() < 1e-4
     assert (out[1] - x0[0]).abs().max() > 1e-3
+
+
+# -- SR3 and cascades ----------------------------------------------------------------------------------
+
+
+def test_sr3_levels_cover_each_interval_between_neighbouring_alpha_bars():
+    from minidiff.methods.sr3 import continuous_levels
+
+    levels = continuous_levels(S, 20000, torch.Generator().manual_seed(0))
+    assert levels.min() >= S.at(999).sqrt() and levels.max() <= 1.0
+    # continuous: far more distinct values than the 1000 discrete levels
+    assert len(torch.unique(levels)) > 10000
+
+
+def test_sr3_trains_and_samples_through_the_shared_sampler():
+    from minidiff.methods.sr3 import sr3_denoiser, sr3_loss, upsample
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(), cond_channels=3, time_input="noise_level"))
+    high = images(4)
+    low = torch.nn.functional.avg_pool2d(high, 2)
+    loss = sr3_loss(net, {"x0": high, "cond": upsample(low, 8)}, S, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert loss.item() > 0
+    with torch.no_grad():  # any number of steps: the net was told levels, not steps
+        for n in (3, 7):
+            out = sample_ddim(sr3_denoiser(net, upsample(low, 8), S), torch.randn(4, 3, 8, 8), S.timesteps(n), S)
+            assert out.shape == high.shape
+
+
+def test_sr3_and_cascade_bad_inputs():
+    from minidiff.methods.cascade import augmented_condition
+    from minidiff.methods.sr3 import check_low, upsample
+
+    with pytest.raises(ValueError, match="must be a multiple of the low resolution 3"):
+        upsample(torch.zeros(1, 3, 3, 3), 8)
+    with pytest.raises(ValueError, match="has 1 channels; this model takes 3"):
+        check_low(None, torch.zeros(1, 1, 4, 4), 8, 3)
+    with pytest.raises(ValueError, match="needs a square image whose side divides"):
+        check_low(None, torch.zeros(1, 3, 3, 3), 8, 3)
+    with pytest.raises(ValueError, match=r"augmentation level must be an integer step in -1..500"):
+        augmented_condition(torch.zeros(1, 3, 4, 4), 8, 900, S)
+
+
+def test_cascade_condition_without_augmentation_is_the_upsampled_image_and_a_level_channel_of_ones():
+    from minidiff.methods.cascade import augmented_condition
+    from minidiff.methods.sr3 import upsample
+
+    low = images(2, size=4)
+    c = augmented_condition(low, 8, -1, S)
+    torch.testing.assert_close(c[:, :3], upsample(low, 8))
+    assert torch.equal(c[:, 3:], torch.ones(2, 1, 8, 8))
+    noisy = augmented_condition(low, 8, 300, S, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noisy[:, 3:], torch.full((2, 1, 8, 8), S.at(300).sqrt().item()))
