@@ -334,3 +334,66 @@ def test_cascade_condition_without_augmentation_is_the_upsampled_image_and_a_lev
     assert torch.equal(c[:, 3:], torch.ones(2, 1, 8, 8))
     noisy = augmented_condition(low, 8, 300, S, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(noisy[:, 3:], torch.full((2, 1, 8, 8), S.at(300).sqrt().item()))
+
+
+# -- optimisation-based editing and Pix2Pix-Zero ---------------------------------------------------------
+
+
+def test_imagic_leaves_the_model_alone_and_checks_eta():
+    from minidiff.methods.imagic import imagic
+
+    model, (ctx, m), _ = tiny_text_model()
+    before = [p.clone() for p in model.parameters()]
+    result = imagic(model, images(1), (ctx, m), S, embedding_steps=3, finetune_steps=2, batch=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not torch.equal(result.e_opt, result.e_tgt) and len(result.finetune_losses) == 2
+    torch.testing.assert_close(result.embedding(0.0), result.e_opt)
+    torch.testing.assert_close(result.embedding(1.0), result.e_tgt)
+    with pytest.raises(ValueError, match=r"eta must be in \[0.0, 1.0\]"):
+        result.embedding(1.3)
+
+
+def test_diffusion_clip_finetunes_a_copy_and_the_directional_loss_is_zero_when_aligned():
+    from minidiff.methods.diffusion_clip import diffusion_clip_edit, diffusion_clip_finetune, directional_clip_loss, partial_timesteps
+
+    assert partial_timesteps(500, 5, S).tolist() == [500, 400, 300, 200, 100]
+    d = torch.tensor([[1.0, 0.0]])
+    assert directional_clip_loss(torch.tensor([[3.0, 1.0]]), torch.tensor([[1.0, 1.0]]), d).abs().max() < 1e-6
+    model, (ctx, m), (null, nm) = tiny_text_model()
+    make = lambda net: net.denoiser(S, ctx, null, 1.0, m, nm)  # noqa: E731
+    encode = lambda x: x.mean((2, 3))  # noqa: E731  a "CLIP" that sees mean colour: direction = more red
+    tuned = diffusion_clip_finetune(model, make, images(2), encode, torch.tensor([[1.0, 0.0, 0.0]]), S, iterations=2, t0=300)
+    assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), tuned.model.parameters()))
+    out = diffusion_clip_edit(model, make, tuned.model, images(2), S, t0=300, steps=4)
+    assert out.shape == (2, 3, 8, 8)
+
+
+def test_pix2pix_zero_pieces():
+    from minidiff.methods.pix2pix_zero import auto_correlation_loss, edit_direction, kl_loss, regularise_noise
+
+    with pytest.raises(ValueError, match="at least one source and one target sentence"):
+        edit_direction(torch.zeros(0, 4, 8), torch.zeros(3, 4, 8))
+    torch.testing.assert_close(edit_direction(torch.zeros(2, 4, 8), torch.ones(3, 4, 8)), torch.ones(1, 4, 8))
+    g = torch.Generator().manual_seed(0)
+    white = torch.randn(1, 3, 16, 16, generator=g)
+    assert kl_loss(white).abs() < 0.05
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(1, 3, 18, 18, generator=g), 3, stride=1) * 3  # correlated noise
+    before = auto_correlation_loss(smooth, torch.Generator().manual_seed(1))
+    after = auto_correlation_loss(regularise_noise(smooth, torch.Generator().manual_seed(2)), torch.Generator().manual_seed(1))
+    assert after < 0.5 * before
+
+
+def test_cross_attention_guidance_does_nothing_when_the_maps_already_match():
+    from minidiff import attach_controller
+    from minidiff.methods.pix2pix_zero import CrossAttentionRecorder, cross_attention_guidance
+
+    model, (ctx, m), (null, nm) = tiny_text_model()
+    ts = S.timesteps(3)
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    recorder = CrossAttentionRecorder(ts)
+    with torch.no_grad(), attach_controller(model.unet, recorder):
+        model.denoiser(S, ctx, null, 2.0, m, nm)(x, torch.full((1,), int(ts[0])))
+    _, guide = cross_attention_guidance(model, S, (ctx, m), recorder, ts, amount=0.1)
+    torch.testing.assert_close(guide(x, 0), x)  # the same prompt at the same x: zero gradient
+    _, guide_other = cross_attention_guidance(model, S, (ctx.flip(1), m), recorder, ts, amount=0.1)
+    assert (guide_other(x, 0) - x).abs().max() > 0
