@@ -11,9 +11,10 @@ import argparse
 import sys
 
 from .core.checkpoint import available_checkpoints
-from .course import experiments, recipes
+from .course import experiments, recipes, sr_recipes
 
-RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "judge": recipes.train_judge, "clip": recipes.train_clip}
+RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "judge": recipes.train_judge, "clip": recipes.train_clip,
+           **sr_recipes.SR_RECIPES}
 
 
 def main(argv: list[str] | None = None) -> int:

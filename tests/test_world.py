@@ -138,3 +138,18 @@ def test_stroke_paintings_are_flat_palette_colours_and_painting_by_letters_check
         paint(["LX", "LL"])
     with pytest.raises(ValueError, match="square grid"):
         paint(["LLL", "LL"])
+
+
+def test_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    from minidiff.world.metrics import ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    y = (x + 0.2 * torch.randn(2, 3, 32, 32, generator=g)).clamp(-1, 1)
+    ours = ssim(x, y)
+    for i in range(2):
+        ref = structural_similarity(x[i].permute(1, 2, 0).double().numpy(), y[i].permute(1, 2, 0).double().numpy(), data_range=2.0,
+                                    channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        assert abs(ours[i].item() - ref) < 1e-6

@@ -65,3 +65,28 @@ def masked_psnr(x: Tensor, y: Tensor, keep: Tensor, data_range: float = 2.0) -> 
     se = ((x - y).double().square() * keep).flatten(1).sum(1)
     count = (keep.double().flatten(1).sum(1) * x.shape[1]).clamp(min=1)
     return 10 * torch.log10(data_range**2 / (se / count).clamp(min=1e-30))
+
+
+def ssim(x: Tensor, y: Tensor, data_range: float = 2.0, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity per image (Wang et al. 2004), Gaussian window, averaged over channels and pixels. (B,)
+
+    Constants K1 = 0.01, K2 = 0.03 and the 11-pixel window with sigma 1.5 of the paper; only windows that fit inside
+    the image count (as scikit-image does with gaussian_weights=True, use_sample_covariance=False).
+    """
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(f"ssim needs two batches of images of equal shape (B, C, H, W), got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = x.double(), y.double()
+    C = x.shape[1]
+    r = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    g = g / g.sum()
+    kernel = (g[:, None] * g[None, :]).expand(C, 1, window, window).to(x.device)
+
+    def blur(z: Tensor) -> Tensor:
+        return torch.nn.functional.conv2d(z, kernel, groups=C)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)
