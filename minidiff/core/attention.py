@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

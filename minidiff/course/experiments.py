@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..core.checkpoint import available_checkpoints
 from ..core.sampling import Denoiser, invert_ddim, sample_ddim, sample_ddpm
 from ..core.schedule import Schedule
 from ..methods.direct_inversion import add_offsets, direct_inversion
@@ -28,9 +29,9 @@ from ..methods.ilvr import ilvr_hook, lowpass
 from ..methods.null_text import INNER_STEPS as NULL_TEXT_INNER_STEPS
 from ..methods.null_text import null_text_inversion, per_step_null_denoiser
 from ..methods.sdedit import sdedit
-from ..world.captions import Tokenizer
+from ..world.captions import Tokenizer, caption
 from ..world.judge import FAMILIES, Judge, agreement, targets, world_fd
-from ..world.scenes import scenes
+from ..world.scenes import COLOURS, Scenes, scenes, with_attribute
 from ..world.strokes import stroke_distance, stroke_painting
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -229,10 +230,8 @@ def invert_and_reconstruct(method: str, model, schedule: Schedule, x0: Tensor, p
     return {"recon": recon, "edit": edit, "seconds": time.perf_counter() - start, **extra}
 
 
-def _edit_targets(source) -> "Scenes":
+def _edit_targets(source: Scenes) -> Scenes:
     """Each scene's first object recoloured to the next colour of the palette: a one-word caption edit."""
-    from ..world.scenes import COLOURS, with_attribute
-
     return with_attribute(source, "colour", (source.colour[:, 0] + 1) % len(COLOURS))
 
 
@@ -241,7 +240,6 @@ def inversion_sweep(model, schedule: Schedule, judge: Judge, n: int = 100, batch
                     progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
     """Reconstruction PSNR, judge agreement and time of each inversion at each scale; an edit by caption;
     PSNR against steps and null-text iterations; the drift of the optimised null embeddings."""
-    from ..world.captions import caption
     from ..world.metrics import masked_psnr, psnr
 
     start = time.perf_counter()
@@ -310,15 +308,127 @@ def inversion_sweep(model, schedule: Schedule, judge: Judge, n: int = 100, batch
     return numbers, images
 
 
-SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep, "inversion": inversion_sweep}
+# -- SR3 and the cascade ------------------------------------------------------------------------------------
+
+SR3_STEP_COUNTS = (5, 10, 25, 50, 100, 200)
+CDM_LEVELS = (-1, 50, 100, 200, 300, 400, 500)
+
+
+def sr3_sweep(judge: Judge, n: int = 256, seeds: int = 4, progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """Bicubic vs regression vs SR3 on held-out world and photo pairs: PSNR, SSIM, consistency, judge accuracy on
+    the fine attributes, world-FD; SR3 quality against its number of steps; diversity across seeds."""
+    from ..methods.sr3 import upsample
+    from ..world.metrics import psnr, ssim
+    from .sr_recipes import HIGH, evaluate_sr, load_sr, photo_pairs, regress, super_resolve
+
+    start = time.perf_counter()
+    sr3, reg = load_sr("sr3-world"), load_sr("sr-regression")
+    test = scenes("test", GUIDES_START, n)
+    high, low = test.images, test.at_resolution(8)
+    real = scenes("test", REAL_START, REAL_COUNT).images
+    outputs = {"bicubic": upsample(low, HIGH).clamp(-1, 1), "regression": regress(reg, low), "SR3": super_resolve(sr3, low, steps=50)}
+    methods = []
+    for name, out in outputs.items():
+        kept = agreement(judge.predict(out), targets(test))
+        methods.append({"method": name, "psnr": psnr(out, high).mean().item(), "ssim": ssim(out, high).mean().item(),
+                        "consistency_rmse": (torch.nn.functional.avg_pool2d(out, 4) - low).square().mean().sqrt().item(),
+                        "world_fd": world_fd(judge, out, real), **{f"judge_{f}": kept[f] for f in FAMILIES}})
+        progress(f"sr3 {methods[-1]}")
+    floor = world_fd(judge, high, real)
+    by_steps = []
+    for steps in SR3_STEP_COUNTS:
+        t0 = time.perf_counter()
+        out = super_resolve(sr3, low[:64], steps=steps)
+        kept = agreement(judge.predict(out), targets(test[:64]))
+        by_steps.append({"steps": steps, "psnr": psnr(out, high[:64]).mean().item(), "ssim": ssim(out, high[:64]).mean().item(),
+                         "judge_shape": kept["shape"], "judge_pattern": kept["pattern"], "seconds_per_image": (time.perf_counter() - t0) / 64})
+        progress(f"sr3 steps {by_steps[-1]}")
+    draws = torch.stack([super_resolve(sr3, low[:32], steps=50, seed=s) for s in range(seeds)])  # (seeds, 32, 3, 32, 32)
+    diversity = {"sr3_pixel_std_across_seeds": draws.std(0).mean().item()}
+    photos = {}
+    if "sr3-photo" in available_checkpoints():
+        photo = load_sr("sr3-photo")
+        photos = {"bicubic": evaluate_sr(lambda l: upsample(l, HIGH).clamp(-1, 1), photo_pairs, n=128),
+                  "SR3": evaluate_sr(lambda l: super_resolve(photo, l), photo_pairs, n=128)}
+        progress(f"sr3 photos {photos}")
+    images = {"high": high[:8], "low": upsample(low[:8], HIGH).clamp(-1, 1), **{k: v[:8] for k, v in outputs.items()},
+              "seeds": draws[:, :4].flatten(0, 1), **{f"steps_{r['steps']}": super_resolve(sr3, low[:8], steps=r["steps"]) for r in by_steps}}
+    numbers = {"n": n, "methods": methods, "world_fd_floor": floor, "by_steps": by_steps, "diversity": diversity, "photos": photos,
+               **_provenance(time.perf_counter() - start)}
+    return numbers, images
+
+
+def classification_accuracy_score(images: Tensor, labels: dict[str, Tensor], test, steps: int = 300, seed: int = 0) -> dict[str, float]:
+    """CAS (Ravuri & Vinyals 2019): train a fresh classifier on generated images with the prompts' labels,
+    report its accuracy on real held-out scenes, per attribute family."""
+    from ..world.judge import HEADS, Judge as Classifier
+
+    torch.manual_seed(seed)
+    net = Classifier()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    with torch.enable_grad():
+        for _ in range(steps):
+            idx = torch.randint(len(images), (128,), generator=g)
+            logits = net(images[idx])
+            loss = sum(torch.nn.functional.cross_entropy(logits[h], labels[h][idx], ignore_index=-1) for h in HEADS)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    return agreement(net.predict(test.images), targets(test))
+
+
+def cdm_sweep(judge: Judge, n: int = 512, steps: int = 25, progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """The cascade base8 -> 32: SR trained without augmentation fed real vs generated 8 px images (the compounding
+    error), and the augmented stage across the augmentation level; world-FD and CAS."""
+    from ..core.checkpoint import load_text_unet
+    from .recipes import sample_prompts
+    from .sr_recipes import load_sr, super_resolve
+
+    start = time.perf_counter()
+    base8, schedule, ckpt = load_text_unet("cdm-base8")
+    plain, augmented = load_sr("sr3-world"), load_sr("cdm-sr32")
+    prompt_scenes = scenes("test", GUIDES_START, n)
+    labels = targets(prompt_scenes)
+    prompts = [caption(prompt_scenes, i) for i in range(n)]
+    low_generated = sample_prompts(base8, schedule, prompts, scale=3.0, steps=steps)
+    low_real = prompt_scenes.at_resolution(8)
+    real = scenes("test", REAL_START, REAL_COUNT).images
+    test = scenes("test", REAL_START + REAL_COUNT, 1000)
+    rows = []
+
+    def measure(name: str, level, out: Tensor) -> None:
+        cas = classification_accuracy_score(out, labels, test)
+        rows.append({"setting": name, "level": level, "world_fd": world_fd(judge, out, real),
+                     **{f"cas_{f}": cas[f] for f in FAMILIES}, **{f"judge_{f}": v for f, v in agreement(judge.predict(out), labels).items()}})
+        progress(f"cdm {rows[-1]}")
+
+    measure("no augmentation, real 8 px input", None, super_resolve(plain, low_real, steps=steps))
+    measure("no augmentation, generated 8 px input", None, super_resolve(plain, low_generated, steps=steps))
+    images = {"low_generated": torch.nn.functional.interpolate(low_generated[:8], size=32, mode="nearest")}
+    for level in CDM_LEVELS:
+        out = super_resolve(augmented, low_generated, steps=steps, augment_level=level)
+        measure("augmented stage, generated 8 px input", level, out)
+        images[f"level_{level}"] = out[:8]
+    measure("real 32 px scenes", None, prompt_scenes.images)
+    numbers = {"n": n, "steps": steps, "rows": rows, "world_fd_floor": world_fd(judge, scenes("test", 0, n).images, real),
+               **_provenance(time.perf_counter() - start)}
+    return numbers, images
+
+
+SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep, "inversion": inversion_sweep, "sr3": sr3_sweep, "cdm": cdm_sweep}
 
 
 def run_sweep(name: str, folder: Optional[Path] = None) -> None:
     from ..core.checkpoint import load_text_unet
     from .recipes import load_judge
 
-    model, schedule, _ = load_text_unet("base")
-    numbers, images = SWEEPS[name](model, schedule, load_judge())
+    if name in ("sr3", "cdm"):  # these load their own models
+        numbers, images = SWEEPS[name](load_judge())
+    else:
+        model, schedule, _ = load_text_unet("base")
+        numbers, images = SWEEPS[name](model, schedule, load_judge())
     numbers["command"] = f"python -m minidiff results {name}"
     save_results(name, numbers, images, folder or RESULTS)
     print(f"wrote {(folder or RESULTS) / name}.json in {numbers['seconds']:.0f}s")

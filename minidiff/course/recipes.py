@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ from ..world.metrics import sliced_wasserstein
 from ..world.scenes import scenes
 from ..world.toy import ToyMLP, ring_mixture
 from .train import TrainConfig, train
+
+if TYPE_CHECKING:
+    from ..core.text_encoder import TextEncoderConfig
 
 #: how often the label is dropped so the same net learns p(x) too (Ho & Salimans 2022, sec. 3.2)
 LABEL_DROPOUT = 0.1
@@ -215,12 +219,13 @@ BASE_EVAL_SIZE = 512
 
 @torch.no_grad()
 def sample_prompts(model, schedule, prompts: list[str], scale: float, steps: int = 50, seed: int = 0, batch: int = 128) -> torch.Tensor:
-    """DDIM samples (N, 3, 32, 32) of a text-conditioned model, one per prompt, with classifier-free guidance."""
+    """DDIM samples (N, 3, S, S) of a text-conditioned model, one per prompt, with classifier-free guidance."""
     tokenizer = Tokenizer()
     null_ids, null_mask = tokenizer("")
     null = model.encode(null_ids, null_mask)
     g = torch.Generator().manual_seed(seed)
-    noise = torch.randn(len(prompts), 3, 32, 32, generator=g)
+    size = model.unet.config.image_size
+    noise = torch.randn(len(prompts), 3, size, size, generator=g)
     out = []
     for i in range(0, len(prompts), batch):
         ids, mask = tokenizer(prompts[i : i + batch])
