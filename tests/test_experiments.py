@@ -40,3 +40,25 @@ def test_inversion_sweep_runs_and_direct_inversion_is_exact(tmp_path):
             assert r["psnr"] > 80  # float precision: the offsets put the source branch back on the pivot
     assert len(numbers["null_drift"]) == 3 and numbers["null_drift"][0] > 0
     assert "edit_success" in next(r for r in numbers["rows"] if r["scale"] == 7.5)
+
+
+def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_sizes():
+    from minidiff.course import benchmark
+    from minidiff.world.captions import Tokenizer
+
+    edits = benchmark.edit_set(10)
+    tok = Tokenizer()
+    for s, t, fam in zip(edits.source_text, edits.target_text, edits.family):
+        a, b = tok.words(s), tok.words(t)
+        assert len(a) == len(b) and s != t  # same token count: Prompt-to-Prompt's Replace applies
+        changed = sum(x != y for x, y in zip(a, b))
+        assert changed == 1 or (fam == "position" and changed == 2), (s, t)  # "on the left" -> "in the centre" is two words
+    torch.manual_seed(0)
+    model = make_base_model().eval()
+    for p in model.parameters():
+        p.data.add_(0.02 * torch.randn_like(p))
+    quick = {name: run for name, run in benchmark.METHODS.items() if name != "Imagic"}
+    numbers, images = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods=quick, progress=lambda line: None)
+    assert [r["method"] for r in numbers["rows"]] == list(quick)
+    for r in numbers["rows"]:
+        assert 0 <= r["success"] <= 1 and r["edits"] == 2 and r["seconds_per_edit"] > 0

@@ -417,7 +417,14 @@ def cdm_sweep(judge: Judge, n: int = 512, steps: int = 25, progress: Callable[[s
     return numbers, images
 
 
-SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep, "inversion": inversion_sweep, "sr3": sr3_sweep, "cdm": cdm_sweep}
+def edits_sweep(model, schedule: Schedule, judge: Judge, progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    from .benchmark import edit_benchmark
+
+    numbers, images = edit_benchmark(model, schedule, judge, progress=progress)
+    return {**numbers, **_provenance(numbers["seconds"])}, images
+
+
+SWEEPS = {"sdedit": sdedit_sweep, "ilvr": ilvr_sweep, "inversion": inversion_sweep, "sr3": sr3_sweep, "cdm": cdm_sweep, "edits": edits_sweep}
 
 
 def run_sweep(name: str, folder: Optional[Path] = None) -> None:
