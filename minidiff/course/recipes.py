@@ -131,7 +131,7 @@ BASE_UNET = UNetConfig(
 #: v-prediction (Salimans & Ho 2022): with eps-prediction and the linear schedule, x0 = (x_t - sqrt(1-a) eps) / sqrt(a)
 #: multiplies the net's eps error by up to 1/sqrt(alpha_bar_999) ~ 140, and deterministic DDIM from pure noise
 #: committed to saturated black or white images (measured on an eps model at 2,250 steps; DDPM-1000 was clean).
-BASE_TRAIN = TrainConfig(steps=7500, batch_size=64, lr=1e-3, warmup=500, cooldown=1500, ema_decay=0.999, checkpoint_every=250, mixed_precision=True, prediction="v")
+BASE_TRAIN = TrainConfig(steps=7000, batch_size=64, lr=1e-3, warmup=500, cooldown=1000, ema_decay=0.999, checkpoint_every=250, mixed_precision=True, prediction="v")
 
 
 def base_data(batch_size: int, seed: int = 0):
