@@ -42,6 +42,8 @@ def test_base_model_follows_its_prompt(judge):
     few = TEST[:24]
     samples = recipes.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(0)), scale=ckpt.config["guidance_scale"], steps=20)
     acc = agreement(judge.predict(samples), targets(few))
-    # a random generator would score 1/3 on shape and 1/4 on colour
-    assert acc["colour"] >= 0.75 and acc["shape"] >= 0.6 and acc["tone"] >= 0.9, acc
+    # chance: 1/3 on shape, 1/4 on colour. The card measures (512 samples) shape 56%, every other family >= 97%;
+    # these 24 samples give shape 64%, colour 96%, the rest 100%. The bounds leave room for a few flipped samples.
+    assert acc["shape"] >= 0.45, acc  # the model's known weak family: well above chance, far below the 90% goal
+    assert acc["colour"] >= 0.85 and min(acc["size"], acc["position"], acc["tone"], acc["pattern"]) >= 0.9, acc
     assert set(acc) == set(FAMILIES)
