@@ -62,3 +62,18 @@ def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_s
     assert [r["method"] for r in numbers["rows"]] == list(quick)
     for r in numbers["rows"]:
         assert 0 <= r["success"] <= 1 and r["edits"] == 2 and r["seconds_per_edit"] > 0
+
+
+def test_the_unconditional_denoiser_equals_the_guided_one_at_scale_one_with_the_empty_caption():
+    from minidiff.world.captions import Tokenizer
+
+    torch.manual_seed(0)
+    model, schedule = make_base_model().eval(), linear_schedule()
+    for p in model.parameters():
+        p.data.add_(0.02 * torch.randn_like(p))
+    ids, mask = Tokenizer()("")
+    with torch.no_grad():
+        null = model.encode(ids, mask)
+        x, t = torch.randn(3, 3, 32, 32), torch.full((3,), 400)
+        torch.testing.assert_close(experiments.unconditional(model, schedule)(x, t), model.denoiser(schedule, null, null, 1.0, mask, mask)(x, t),
+                                   rtol=1e-4, atol=1e-5)

@@ -41,10 +41,16 @@ GUIDES_START, REAL_START, REAL_COUNT = 0, 4000, 1000
 
 
 def unconditional(model, schedule: Schedule) -> Denoiser:
-    """The base model with the empty caption at guidance 1: the unconditional model SDEdit and ILVR assume."""
+    """The base model with the empty caption and no guidance: the unconditional model SDEdit and ILVR assume.
+
+    One network call per step (a guided denoiser at scale 1 would still evaluate both halves of its batch).
+    """
+    from ..core.denoisers import with_inputs, with_prediction
+
     ids, mask = Tokenizer()("")
-    null = model.encode(ids, mask)
-    return model.denoiser(schedule, null, null, 1.0, mask, mask)
+    with torch.no_grad():
+        null = model.encode(ids, mask)
+    return with_prediction(with_inputs(model.unet, context=null, context_mask=mask), schedule, model.prediction)
 
 
 def judge_confidence(judge: Judge, images: Tensor) -> Tensor:
