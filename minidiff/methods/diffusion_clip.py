@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core.sampling import Denoiser, ddim_step, invert_ddim, sample_ddim
+from ..core.sampling import Denoiser, invert_ddim, sample_ddim
 from ..core.schedule import Schedule
 
 #: the noise level edits start from, and the step counts (official examples: t0 = 500, 40 / 6 / 40 steps)
@@ -69,16 +69,6 @@ class FineTuned:
     losses: list[float]
 
 
-def _generate(denoiser: Denoiser, x_t0: Tensor, timesteps: Tensor, schedule: Schedule) -> Tensor:
-    """Few-step DDIM generation with gradients (the shared sampler runs without autograd bookkeeping of its own)."""
-    x = x_t0
-    ts = timesteps.tolist() + [-1]
-    for t, t_prev in zip(ts, ts[1:]):
-        eps = denoiser(x, torch.full((x.shape[0],), t, device=x.device))
-        x = ddim_step(x, eps, schedule.at(t, like=x), schedule.at(t_prev, like=x))[0]
-    return x
-
-
 def diffusion_clip_finetune(
     model: nn.Module,
     make_denoiser: Callable[[nn.Module], Denoiser],
@@ -108,7 +98,7 @@ def diffusion_clip_finetune(
     train_ts = partial_timesteps(t0, TRAIN_STEPS, schedule)
     losses = []
     for _ in range(iterations):
-        x_hat = _generate(make_denoiser(tuned), x_t0, train_ts, schedule)
+        x_hat = sample_ddim(make_denoiser(tuned), x_t0, train_ts, schedule)  # the shared sampler; gradients flow through it
         features = encode_image(x_hat)
         clip_term = directional_clip_loss(features, source_features, text_direction) if loss == "directional" else global_clip_loss(features, target_text)
         total = CLIP_WEIGHT * clip_term.mean() + L1_WEIGHT * (x_hat - x0).abs().mean()

@@ -67,6 +67,19 @@ def _denoising_loss(model: TextConditionedUNet, x0: Tensor, context: Tensor, mas
     return (out - target).square().mean()
 
 
+def _optimise(params: list[Tensor], lr: float, steps: int, loss_fn) -> list[float]:
+    """``steps`` Adam steps on ``params`` minimising ``loss_fn()``; returns the losses."""
+    opt = torch.optim.Adam(params, lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def imagic(
     model: TextConditionedUNet,
     x0: Tensor,
@@ -89,25 +102,12 @@ def imagic(
     flags = [p.requires_grad for p in model.parameters()]
     frozen = model.eval().requires_grad_(False)
     e_opt = e_tgt.clone().requires_grad_(True)
-    opt = torch.optim.Adam([e_opt], lr=EMBEDDING_LR)
-    embedding_losses = []
-    for _ in range(embedding_steps):  # (A)
-        loss = _denoising_loss(frozen, x0, e_opt, mask, schedule, g, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        embedding_losses.append(loss.item())
+    embedding_losses = _optimise([e_opt], EMBEDDING_LR, embedding_steps, lambda: _denoising_loss(frozen, x0, e_opt, mask, schedule, g, batch))  # (A)
     e_opt = e_opt.detach()
     tuned = copy.deepcopy(model).train().requires_grad_(True)
     tuned.text.requires_grad_(False)  # the text encoder is not used: e_opt is given directly
-    opt = torch.optim.Adam([p for p in tuned.unet.parameters()], lr=FINETUNE_LR)
-    finetune_losses = []
-    for _ in range(finetune_steps):  # (B)
-        loss = _denoising_loss(tuned, x0, e_opt, mask, schedule, g, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        finetune_losses.append(loss.item())
+    finetune_losses = _optimise(list(tuned.unet.parameters()), FINETUNE_LR, finetune_steps,
+                                lambda: _denoising_loss(tuned, x0, e_opt, mask, schedule, g, batch))  # (B)
     for p, flag in zip(model.parameters(), flags):
         p.requires_grad_(flag)
     return Imagic(e_opt, e_tgt, mask, tuned.eval().requires_grad_(False), embedding_losses, finetune_losses)

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.attention import AttentionSite, attach_controller
-from ..core.sampling import Denoiser, OnStep, StepState, check_timesteps, ddim_step
-from ..core.schedule import CLEAN, Schedule
+from ..core.sampling import Denoiser, OnStep, StepState, invert_ddim
+from ..core.schedule import Schedule
 from ..core.text_encoder import TextConditionedUNet
 
 #: noise regularisation during inversion (official defaults)
@@ -87,15 +87,12 @@ def regularise_noise(eps: Tensor, generator: Optional[torch.Generator] = None) -
 @torch.no_grad()
 def invert_regularised(model: Denoiser, x0: Tensor, timesteps: Sequence[int] | Tensor, schedule: Schedule,
                        generator: Optional[torch.Generator] = None) -> Tensor:
-    """DDIM inversion with the predicted noise regularised at every step; returns x at timesteps[0]."""
-    ts = check_timesteps(timesteps, schedule).tolist()
-    up = list(reversed(ts))
-    froms = [CLEAN] + up[:-1]
-    x = x0
-    for t_from, t in zip(froms, up):
-        eps = regularise_noise(model(x, torch.full((x.shape[0],), t, device=x.device)), generator)
-        x = ddim_step(x, eps, schedule.at(t_from, like=x), schedule.at(t, like=x))[0]
-    return x
+    """DDIM inversion (the shared ``invert_ddim``) whose denoiser's noise is regularised at every step; x at timesteps[0]."""
+
+    def regularised(x: Tensor, t: Tensor) -> Tensor:
+        return regularise_noise(model(x, t), generator)
+
+    return invert_ddim(regularised, x0, timesteps, schedule)[0]
 
 
 class CrossAttentionRecorder:
