@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from minidiff import CheckpointError, UNet, UNetConfig, available_checkpoints, load_checkpoint, load_unet, save_checkpoint
-from minidiff.core.checkpoint import CHECKPOINT_DIR
+from minidiff.core.checkpoint import CHECKPOINT_DIR, round_to_half
 from minidiff.course.recipes import load_toy_mlp
 
 SMALL = UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), attention_resolutions=(4,), context_dim=8)
@@ -30,6 +30,21 @@ def test_round_trip_restores_weights_config_and_schedule(saved):
     for k, v in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
     assert not loaded.training
+
+
+def test_half_precision_files_are_half_the_size_and_load_the_rounded_weights(saved, tmp_path):
+    net, folder = saved
+    half = save_checkpoint(tmp_path / "half", net, {"kind": "unet", "unet": SMALL.to_dict(), "schedule": {"kind": "cosine", "T": 500}}, "card", half=True)
+    size = lambda f: (f / "model.safetensors").stat().st_size
+    assert size(half) < 0.55 * size(folder)
+    loaded, _, ckpt = load_unet(half)
+    assert ckpt.config["stored_dtype"] == "float16"
+    assert next(loaded.parameters()).dtype == torch.float32
+    rounded = round_to_half(UNet(SMALL).requires_grad_(False))
+    rounded.load_state_dict(net.state_dict())
+    round_to_half(rounded)
+    for k, v in rounded.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
 
 
 def test_unknown_name_lists_what_is_available():

@@ -65,16 +65,31 @@ def save_checkpoint(
     model: nn.Module | dict[str, Tensor],
     config: dict[str, Any],
     card: str,
+    half: bool = False,
 ) -> Path:
-    """Write weights, config (plus format and sha256) and card into ``directory``."""
+    """Write weights, config (plus format and sha256) and card into ``directory``.
+
+    half: store floating-point tensors as float16 (half the size; they load back into float32
+    modules). Evaluate the model after ``round_to_half`` so the card's numbers are those of the file.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = model.state_dict() if isinstance(model, nn.Module) else model
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS))
-    full = {"format": FORMAT, **config, "sha256": _sha256(directory / WEIGHTS)}
+    store = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in weights.items()}
+    save_file(store, str(directory / WEIGHTS))
+    full = {"format": FORMAT, **config, "stored_dtype": "float16" if half else "float32", "sha256": _sha256(directory / WEIGHTS)}
     (directory / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
     (directory / CARD).write_text(card.rstrip() + "\n")
     return directory
+
+
+@torch.no_grad()
+def round_to_half(model: nn.Module) -> nn.Module:
+    """Round every floating-point parameter and buffer to float16 precision in place (kept in its dtype)."""
+    for v in model.state_dict().values():
+        if v.is_floating_point():
+            v.copy_(v.half())
+    return model
 
 
 def resolve(name_or_path: str | os.PathLike) -> Path:
