@@ -6,11 +6,11 @@ cd "$(dirname "$0")/.."
 SECONDS=0
 bash scripts/setup.sh dev
 . .venv/bin/activate
-export HF_HUB_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+export HF_HUB_OFFLINE=1 PYTHONHASHSEED=0
 echo "== setup took ${SECONDS}s"
 
 start=$SECONDS
-python -m pytest tests -q -p no:cacheprovider
+MPLBACKEND=Agg python -m pytest tests -q -p no:cacheprovider
 echo "== unit tests took $((SECONDS - start))s"
 
 start=$SECONDS
@@ -19,6 +19,11 @@ echo "== notebooks took $((SECONDS - start))s"
 
 start=$SECONDS
 rm -rf _build
+# no MPLBACKEND here: the kernels must use the inline backend, or the book has no figures
 jupyter-book build . --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
+for page in _build/html/notebooks/*.html; do  # every chapter renders its figures
+  n=$(grep -o '<img ' "$page" | wc -l)
+  if [ "$n" -lt 3 ]; then echo "$page has $n figures: did the kernels lose the inline backend?"; exit 1; fi
+done
 echo "== book build took $((SECONDS - start))s"
 echo "== all checks passed in ${SECONDS}s"
