@@ -1,0 +1,50 @@
+"""Explorers: sliders over precomputed figures, cached, with a static PNG for viewers without a kernel."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from minidiff.course.widgets import explore
+
+
+def _render_counter():
+    calls = []
+
+    def render(a, b="x"):
+        calls.append((a, b))
+        fig, ax = plt.subplots(figsize=(1, 1))
+        ax.set_title(f"{a} {b}")
+        return fig
+
+    return render, calls
+
+
+def test_explorer_renders_each_setting_once_and_shows_the_first_as_a_static_png():
+    render, calls = _render_counter()
+    view = explore(render, a=[1, 2, 3], b=(["x", "y"], "y"))
+    assert view.values == {"a": 2, "b": "y"}
+    first = bytes(view.image.value)
+    assert first.startswith(b"\x89PNG")
+    bundle = view._repr_mimebundle_()
+    assert bundle["image/png"] == first and "application/vnd.jupyter.widget-view+json" in bundle
+    view.controls["a"].value = 3
+    assert bytes(view.image.value) != first
+    view.controls["a"].value = 2
+    assert bytes(view.image.value) == first
+    assert calls == [(2, "y"), (3, "y")]  # going back is served from the cache
+    assert not plt.get_fignums()  # every figure was closed
+
+
+def test_explorer_bad_input():
+    render, _ = _render_counter()
+    with pytest.raises(ValueError, match="not one of its options"):
+        explore(render, a=([1, 2], 5))
+    with pytest.raises(ValueError, match="at least one option"):
+        explore(render, a=[])
+    with pytest.raises(ValueError, match="at least one slider"):
+        explore(render)
+    with pytest.raises(TypeError, match="must return a matplotlib Figure"):
+        explore(lambda a: None, a=[1])
