@@ -26,20 +26,29 @@ def test_sweeps_run_and_their_results_round_trip(tmp_path):
     assert all(f["max_error_own_filter"] < 1e-5 for f in exact)
 
 
-def test_inversion_sweep_runs_and_direct_inversion_is_exact(tmp_path):
+def test_inversion_sweep_runs_resumes_from_its_parts_and_direct_inversion_is_exact(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model, schedule, judge = make_base_model().eval(), linear_schedule(), load_judge()
     for p in model.parameters():  # an untrained net's output layer is zero, and then the null embedding has no effect
         p.data.add_(0.02 * torch.randn_like(p))
-    numbers, images = experiments.inversion_sweep(model, schedule, judge, n=2, batch=2, num_steps=3, small=2,
-                                                  step_counts=(2,), inner_counts=(0, 2), progress=lambda line: None)
+    kwargs = dict(n=2, batch=2, num_steps=3, small=2, step_counts=(2,), inner_counts=(0, 2), null_text_batch=1,
+                  parts_folder=tmp_path / "parts", progress=lambda line: None)
+    numbers, images = experiments.inversion_sweep(model, schedule, judge, **kwargs)
     methods = {(r["method"], r["scale"]) for r in numbers["rows"]}
-    assert ("null-text", 1.0) not in methods and ("null-text", 7.5) in methods and ("direct", 7.5) in methods
+    assert methods == {(m, w) for m, scales in experiments.INVERSION_TABLE.items() for w in scales}
     for r in numbers["rows"]:
         if r["method"] == "direct":
             assert r["psnr"] > 80  # float precision: the offsets put the source branch back on the pivot
     assert len(numbers["null_drift"]) == 3 and numbers["null_drift"][0] > 0
     assert "edit_success" in next(r for r in numbers["rows"] if r["scale"] == 7.5)
+    assert len(list((tmp_path / "parts").glob("row_null-text_*.json"))) == 2  # null-text in batches of one
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished part was computed again")
+
+    monkeypatch.setattr(experiments, "invert_and_reconstruct", must_not_run)
+    again, _ = experiments.inversion_sweep(model, schedule, judge, **kwargs)
+    assert again["rows"] == numbers["rows"] and again["by_iterations"] == numbers["by_iterations"]
 
 
 def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_sizes():

@@ -245,74 +245,134 @@ def _edit_targets(source: Scenes) -> Scenes:
     return with_attribute(source, "colour", (source.colour[:, 0] + 1) % len(COLOURS))
 
 
+class Parts:
+    """A sweep's finished pieces, one JSON file each under ``folder``, so a long sweep resumes where it stopped.
+
+    ``parts.get(key, compute)`` returns the stored numbers of ``key`` or computes, stores and returns them;
+    images go to ``key.safetensors`` (uint8) beside them.
+    """
+
+    def __init__(self, folder: Optional[Path], progress: Callable[[str], None] = print):
+        self.folder, self.progress = folder, progress
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str, compute: Callable[[], tuple[dict, dict[str, Tensor]]]) -> tuple[dict, dict[str, Tensor]]:
+        name = key.replace(" ", "_").replace(",", "").replace("/", "_")
+        if self.folder is not None and (self.folder / f"{name}.json").exists():
+            numbers, images = load_results(name, self.folder)
+            return numbers, images
+        numbers, images = compute()
+        if self.folder is not None:
+            save_results(name, numbers, images, self.folder)
+        self.progress(f"{key}: done ({numbers.get('seconds', 0):.0f}s)")
+        return numbers, images
+
+
+def _labels(predicted: dict[str, Tensor]) -> dict[str, list[int]]:
+    return {k: v.tolist() for k, v in predicted.items()}
+
+
 def inversion_sweep(model, schedule: Schedule, judge: Judge, n: int = 100, batch: int = 25, num_steps: int = 50,
                     small: int = 8, step_counts: tuple[int, ...] = (10, 20, 50, 100), inner_counts: tuple[int, ...] = (0, 1, 2, 5, 10),
+                    null_text_batch: int = 10, parts_folder: Optional[Path] = None,
                     progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
     """Reconstruction PSNR, judge agreement and time of each inversion at each scale; an edit by caption;
-    PSNR against steps and null-text iterations; the drift of the optimised null embeddings."""
+    PSNR against steps and null-text iterations; the drift of the optimised null embeddings.
+
+    Every batch of every row is a part (see ``Parts``): with ``parts_folder`` a stopped run resumes.
+    The cheap rows run first, null-text (by far the slowest) last, in batches of ``null_text_batch``.
+    """
     from ..world.metrics import masked_psnr, psnr
 
     start = time.perf_counter()
+    parts = Parts(parts_folder, progress)
     source = scenes("test", GUIDES_START, n)
     target_scenes = _edit_targets(source)
     src_text = [caption(source, i) for i in range(n)]
     tgt_text = [caption(target_scenes, i) for i in range(n)]
     null = _prompts(model, [""])
     background = 1 - torch.nn.functional.max_pool2d(source.masks.any(1, keepdim=True).float(), 3, stride=1, padding=1)
+
+    def row_part(method: str, scale: float, sl: slice):
+        def compute():
+            with_edit = scale == 7.5
+            out = invert_and_reconstruct(method, model, schedule, source.images[sl], _prompts(model, src_text[sl]), null, scale,
+                                         num_steps, target=_prompts(model, tgt_text[sl]) if with_edit else None)
+            numbers = {"psnr": psnr(out["recon"], source.images[sl]).tolist(), "seconds": out["seconds"],
+                       "predicted": _labels(judge.predict(out["recon"].clamp(-1, 1)))}
+            images = {"recon": out["recon"][:6].clamp(-1, 1)}
+            if out["edit"] is not None:
+                numbers["edit_predicted"] = _labels(judge.predict(out["edit"].clamp(-1, 1)))
+                numbers["edit_background_psnr"] = masked_psnr(out["edit"], source.images[sl], background[sl]).tolist()
+                images["edit"] = out["edit"][:6].clamp(-1, 1)
+            if method == "null-text":
+                m = null[1][0]
+                ref = null[0][0][m]
+                drift = ((out["null_contexts"][:, :, m] - ref).flatten(2).norm(dim=-1) / ref.norm())  # (steps, B)
+                numbers["null_drift"] = drift.mean(1).tolist()
+                numbers["iterations"] = out["iterations"].float().mean().item()
+            return numbers, images
+        return parts.get(f"row {method} {scale} {sl.start}-{sl.stop}", compute)
+
     rows, images, drift = [], {"source": source.images[:6]}, None
-    for scale in INVERSION_SCALES:
-        for method in INVERSION_METHODS:
-            if scale not in INVERSION_TABLE[method]:
-                continue
-            recon, edit, seconds = [], [], 0.0
-            for i in range(0, n, batch):
-                sl = slice(i, i + batch)
-                out = invert_and_reconstruct(method, model, schedule, source.images[sl], _prompts(model, src_text[sl]), null, scale,
-                                             num_steps, target=_prompts(model, tgt_text[sl]) if scale == 7.5 else None)
-                recon.append(out["recon"])
-                seconds += out["seconds"]
-                if out["edit"] is not None:
-                    edit.append(out["edit"])
-                if method == "null-text" and scale == 7.5 and i == 0:
-                    nulls = out["null_contexts"]  # (steps, B, L, D)
-                    m = null[1][0]
-                    ref = null[0][0][m]
-                    drift = ((nulls[:, :, m] - ref).flatten(2).norm(dim=-1) / ref.norm()).mean(1).tolist()
-            recon = torch.cat(recon)
-            kept = agreement(judge.predict(recon.clamp(-1, 1)), targets(source))
-            row = {"scale": scale, "method": method, "psnr": psnr(recon, source.images).mean().item(),
-                   "psnr_min": psnr(recon, source.images).min().item(), "seconds_per_image": seconds / n,
-                   **{f"kept_{f}": kept[f] for f in FAMILIES}}
-            images[f"recon_{method}_{scale}"] = recon[:6].clamp(-1, 1)
-            if edit:
-                edit = torch.cat(edit)
-                said = judge.predict(edit.clamp(-1, 1))
-                want = targets(target_scenes)
-                success = (said["colour"] == want["colour"]).float()
-                others = [f for f in ("count", "shape", "size", "position", "tone", "pattern") if f in said]
-                preserved = torch.stack([(said[f] == want[f]) for f in others]).all(0).float()
-                row.update({"edit_success": success.mean().item(), "edit_preserved": preserved.mean().item(),
-                            "edit_background_psnr": masked_psnr(edit, source.images, background).mean().item()})
-                images[f"edit_{method}"] = edit[:6].clamp(-1, 1)
-            rows.append(row)
-            progress(f"inversion {method} @ {scale}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
+
+    def table_row(method: str, scale: float) -> None:
+        nonlocal drift
+        size = null_text_batch if method == "null-text" else batch
+        pieces = [row_part(method, scale, slice(i, min(i + size, n))) for i in range(0, n, size)]
+        nums = [p[0] for p in pieces]
+        per_image = torch.tensor(sum((x["psnr"] for x in nums), []))
+        predicted = {k: torch.tensor(sum((x["predicted"][k] for x in nums), [])) for k in nums[0]["predicted"]}
+        kept = agreement(predicted, targets(source))
+        row = {"scale": scale, "method": method, "psnr": per_image.mean().item(), "psnr_min": per_image.min().item(),
+               "seconds_per_image": sum(x["seconds"] for x in nums) / n, **{f"kept_{f}": kept[f] for f in FAMILIES}}
+        images[f"recon_{method}_{scale}"] = pieces[0][1]["recon"]
+        if "edit_predicted" in nums[0]:
+            said = {k: torch.tensor(sum((x["edit_predicted"][k] for x in nums), [])) for k in nums[0]["edit_predicted"]}
+            want = targets(target_scenes)
+            others = [f for f in ("count", "shape", "size", "position", "tone", "pattern") if f in said]
+            preserved = torch.stack([(said[f] == want[f]) for f in others]).all(0).float()
+            row.update({"edit_success": (said["colour"] == want["colour"]).float().mean().item(), "edit_preserved": preserved.mean().item(),
+                        "edit_background_psnr": torch.tensor(sum((x["edit_background_psnr"] for x in nums), [])).mean().item()})
+            images[f"edit_{method}"] = pieces[0][1]["edit"]
+        if method == "null-text" and scale == 7.5:
+            drift = nums[0]["null_drift"]
+            row["mean_iterations_used"] = sum(x["iterations"] for x in nums) / len(nums)
+        rows.append(row)
+        progress(f"inversion {method} @ {scale}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)))
+
+    order = [(m, w) for m in INVERSION_METHODS for w in INVERSION_SCALES if w in INVERSION_TABLE[m]]
+    for method, scale in order:
+        if method != "null-text":
+            table_row(method, scale)
     sub = source[:small]
-    sub_prompt, sub_null = _prompts(model, src_text[:small]), null
+    sub_prompt = _prompts(model, src_text[:small])
+
+    def small_part(key: str, method: str, scale: float, steps: int, inner: int = NULL_TEXT_INNER_STEPS):
+        def compute():
+            out = invert_and_reconstruct(method, model, schedule, sub.images, sub_prompt, null, scale, steps, inner_steps=inner)
+            numbers = {"psnr": psnr(out["recon"], sub.images).mean().item(), "seconds_per_image": out["seconds"] / small}
+            if method == "null-text":
+                numbers["mean_iterations_used"] = out["iterations"].float().mean().item()
+            return numbers, {"recon": out["recon"][:4].clamp(-1, 1)}
+        return parts.get(key, compute)
+
     by_steps = []
     for steps in step_counts:
         for scale, method in ((1.0, "ddim"), (7.5, "ddim"), (7.5, "direct")):
-            out = invert_and_reconstruct(method, model, schedule, sub.images, sub_prompt, sub_null, scale, steps)
-            by_steps.append({"steps": steps, "scale": scale, "method": method, "psnr": psnr(out["recon"], sub.images).mean().item(),
-                             "seconds_per_image": out["seconds"] / small})
-            images[f"steps_{steps}_{method}_{scale}"] = out["recon"][:4].clamp(-1, 1)
-            progress(f"inversion steps {by_steps[-1]}")
+            numbers, imgs = small_part(f"steps {steps} {method} {scale}", method, scale, steps)
+            by_steps.append({"steps": steps, "scale": scale, "method": method, **numbers})
+            images[f"steps_{steps}_{method}_{scale}"] = imgs["recon"]
+    for method, scale in order:  # the slow one, last but one
+        if method == "null-text":
+            table_row(method, scale)
+    rows.sort(key=lambda r: order.index((r["method"], r["scale"])))
     by_iterations = []
     for inner in inner_counts:
-        out = invert_and_reconstruct("null-text", model, schedule, sub.images, sub_prompt, sub_null, 7.5, num_steps, inner_steps=inner)
-        by_iterations.append({"inner_steps": inner, "psnr": psnr(out["recon"], sub.images).mean().item(),
-                              "seconds_per_image": out["seconds"] / small, "mean_iterations_used": out["iterations"].float().mean().item()})
-        images[f"inner_{inner}"] = out["recon"][:4].clamp(-1, 1)
-        progress(f"null-text iterations {by_iterations[-1]}")
+        numbers, imgs = small_part(f"inner {inner}", "null-text", 7.5, num_steps, inner)
+        by_iterations.append({"inner_steps": inner, **numbers})
+        images[f"inner_{inner}"] = imgs["recon"]
     numbers = {"n": n, "num_steps": num_steps, "small": small, "rows": rows, "by_steps": by_steps, "by_iterations": by_iterations,
                "null_drift": drift, "source_captions": src_text[:6], "target_captions": tgt_text[:6],
                **_provenance(time.perf_counter() - start)}
@@ -444,6 +504,9 @@ def run_sweep(name: str, folder: Optional[Path] = None) -> None:
 
     if name in ("sr3", "cdm"):  # these load their own models
         numbers, images = SWEEPS[name](load_judge())
+    elif name == "inversion":  # hours on two cores: resumable, its finished parts kept in results/parts/inversion
+        model, schedule, _ = load_text_unet("base")
+        numbers, images = inversion_sweep(model, schedule, load_judge(), parts_folder=(folder or RESULTS) / "parts" / "inversion")
     else:
         model, schedule, _ = load_text_unet("base")
         numbers, images = SWEEPS[name](model, schedule, load_judge())
