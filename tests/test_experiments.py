@@ -51,7 +51,7 @@ def test_inversion_sweep_runs_resumes_from_its_parts_and_direct_inversion_is_exa
     assert again["rows"] == numbers["rows"] and again["by_iterations"] == numbers["by_iterations"]
 
 
-def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_sizes():
+def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_sizes(tmp_path, monkeypatch):
     from minidiff.course import benchmark
     from minidiff.world.captions import Tokenizer
 
@@ -67,10 +67,23 @@ def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_s
     for p in model.parameters():
         p.data.add_(0.02 * torch.randn_like(p))
     quick = {name: run for name, run in benchmark.METHODS.items() if name != "Imagic"}
-    numbers, images = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods=quick, progress=lambda line: None)
+    monkeypatch.setattr(benchmark, "CHUNK", 1)
+    parts = experiments.Parts(tmp_path / "parts", progress=lambda line: None, exact_images=True)
+    numbers, images = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods=quick, parts=parts,
+                                               progress=lambda line: None)
     assert [r["method"] for r in numbers["rows"]] == list(quick)
     for r in numbers["rows"]:
         assert 0 <= r["success"] <= 1 and r["edits"] == 2 and r["seconds_per_edit"] > 0
+    assert len(list((tmp_path / "parts").glob("*.json"))) == 2 * len(quick)  # one part per edit (CHUNK = 1)
+
+    def must_not_run(editor, i):
+        raise AssertionError("a finished part was computed again")
+
+    again, _ = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods={k: must_not_run for k in quick},
+                                        parts=parts, progress=lambda line: None)
+    for a, b in zip(again["rows"], numbers["rows"]):  # the stored float16 images score like the originals
+        assert a["success"] == b["success"] and a["preserved"] == b["preserved"]
+        assert abs(a["background_psnr"] - b["background_psnr"]) < 0.5
 
 
 def test_the_unconditional_denoiser_equals_the_guided_one_at_scale_one_with_the_empty_caption():

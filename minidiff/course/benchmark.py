@@ -214,9 +214,15 @@ METHODS: dict[str, Callable[[Editor, int], Tensor]] = {
 SUBSET = {"Imagic": 20}
 
 
+#: edits per resumable part
+CHUNK = 10
+
+
 def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps: int = STEPS,
-                   methods: Optional[dict] = None, subset: Optional[dict] = None,
+                   methods: Optional[dict] = None, subset: Optional[dict] = None, parts=None,
                    progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+    """Every method on the first ``n`` edits of ``edit_set``; one table. ``parts``
+    (``experiments.Parts`` with exact images) keeps each chunk of ``CHUNK`` edits, so a stopped run resumes."""
     start = time.perf_counter()
     edits = edit_set(n)
     editor = Editor(model, schedule, edits, steps)
@@ -224,9 +230,16 @@ def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps:
     rows, images = [], {"source": edits.source.images[:10]}
     for name, run in (methods or METHODS).items():
         count = min(n, (subset or SUBSET).get(name, n))
-        t0 = time.perf_counter()
-        edited = torch.cat([run(editor, i) for i in range(count)])
-        seconds = time.perf_counter() - t0
+
+        def chunk(lo: int, hi: int):
+            t0 = time.perf_counter()
+            out = torch.cat([run(editor, i) for i in range(lo, hi)])
+            return {"seconds": time.perf_counter() - t0}, {"edited": out}
+
+        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, count)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, count))) if parts is not None
+                  else chunk(lo, min(lo + CHUNK, count)) for lo in range(0, count, CHUNK)]
+        edited = torch.cat([p[1]["edited"] for p in pieces])
+        seconds = sum(p[0]["seconds"] for p in pieces)
         rows.append({"method": name, **score(edited, edits, list(range(count)), judge, real, seconds)})
         images[name] = edited[:10].clamp(-1, 1)
         progress(f"edits {rows[-1]}")

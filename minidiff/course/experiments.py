@@ -249,22 +249,30 @@ class Parts:
     """A sweep's finished pieces, one JSON file each under ``folder``, so a long sweep resumes where it stopped.
 
     ``parts.get(key, compute)`` returns the stored numbers of ``key`` or computes, stores and returns them;
-    images go to ``key.safetensors`` (uint8) beside them.
+    images go to ``key.safetensors`` beside them, as uint8 (for showing) or, with ``exact_images``,
+    as float16 (for scoring later).
     """
 
-    def __init__(self, folder: Optional[Path], progress: Callable[[str], None] = print):
-        self.folder, self.progress = folder, progress
+    def __init__(self, folder: Optional[Path], progress: Callable[[str], None] = print, exact_images: bool = False):
+        self.folder, self.progress, self.exact_images = folder, progress, exact_images
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str, compute: Callable[[], tuple[dict, dict[str, Tensor]]]) -> tuple[dict, dict[str, Tensor]]:
-        name = key.replace(" ", "_").replace(",", "").replace("/", "_")
-        if self.folder is not None and (self.folder / f"{name}.json").exists():
-            numbers, images = load_results(name, self.folder)
-            return numbers, images
+        name = key.replace(" ", "_").replace(",", "").replace("/", "_").replace("(", "").replace(")", "").replace("+", "")
+        path = None if self.folder is None else self.folder / f"{name}.json"
+        if path is not None and path.exists():
+            if not self.exact_images:
+                return load_results(name, self.folder)
+            images = {k: v.float() for k, v in load_file(str(self.folder / f"{name}.safetensors")).items()}
+            return json.loads(path.read_text()), images
         numbers, images = compute()
-        if self.folder is not None:
-            save_results(name, numbers, images, self.folder)
+        if path is not None:
+            if self.exact_images:
+                save_file({k: v.detach().half().contiguous() for k, v in images.items()}, str(self.folder / f"{name}.safetensors"))
+                path.write_text(json.dumps(numbers, indent=1) + "\n")  # last: a part counts as done once its JSON exists
+            else:
+                save_results(name, numbers, images, self.folder)
         self.progress(f"{key}: done ({numbers.get('seconds', 0):.0f}s)")
         return numbers, images
 
@@ -488,10 +496,11 @@ def cdm_sweep(judge: Judge, n: int = 512, steps: int = 25, progress: Callable[[s
     return numbers, images
 
 
-def edits_sweep(model, schedule: Schedule, judge: Judge, progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
+def edits_sweep(model, schedule: Schedule, judge: Judge, progress: Callable[[str], None] = print,
+                parts_folder: Optional[Path] = None) -> tuple[dict, dict[str, Tensor]]:
     from .benchmark import edit_benchmark
 
-    numbers, images = edit_benchmark(model, schedule, judge, progress=progress)
+    numbers, images = edit_benchmark(model, schedule, judge, parts=Parts(parts_folder, progress, exact_images=True), progress=progress)
     return {**numbers, **_provenance(numbers["seconds"])}, images
 
 
@@ -504,9 +513,9 @@ def run_sweep(name: str, folder: Optional[Path] = None) -> None:
 
     if name in ("sr3", "cdm"):  # these load their own models
         numbers, images = SWEEPS[name](load_judge())
-    elif name == "inversion":  # hours on two cores: resumable, its finished parts kept in results/parts/inversion
+    elif name in ("inversion", "edits"):  # hours on two cores: resumable, finished parts kept in results/parts/NAME
         model, schedule, _ = load_text_unet("base")
-        numbers, images = inversion_sweep(model, schedule, load_judge(), parts_folder=(folder or RESULTS) / "parts" / "inversion")
+        numbers, images = SWEEPS[name](model, schedule, load_judge(), parts_folder=(folder or RESULTS) / "parts" / name)
     else:
         model, schedule, _ = load_text_unet("base")
         numbers, images = SWEEPS[name](model, schedule, load_judge())
