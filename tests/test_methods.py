@@ -163,6 +163,7 @@ def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():
     scale = 7.5
     result = null_text_inversion(model, x0, prompt, null, scale, ts, S)
     assert result.null_contexts.shape == (8, 2, 6, 16) and result.iterations.max() <= 10
+    assert all(p.grad is None for p in model.parameters())  # only the embeddings were differentiated
     with torch.no_grad():
         plain = sample_ddim(model.denoiser(S, prompt[0], null[0], scale, prompt[1], null[1]), result.noise, ts, S)
         tuned = sample_ddim(per_step_null_denoiser(model, S, prompt, result.null_contexts, null[1], scale, ts), result.noise, ts, S)
