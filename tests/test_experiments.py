@@ -99,3 +99,25 @@ def test_the_unconditional_denoiser_equals_the_guided_one_at_scale_one_with_the_
         x, t = torch.randn(3, 3, 32, 32), torch.full((3,), 400)
         torch.testing.assert_close(experiments.unconditional(model, schedule)(x, t), model.denoiser(schedule, null, null, 1.0, mask, mask)(x, t),
                                    rtol=1e-4, atol=1e-5)
+
+
+def test_parts_are_named_safely_and_a_part_without_its_json_counts_as_unfinished(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"seconds": 0.0, "x": len(calls)}, {"img": torch.zeros(1, 3, 4, 4)}
+
+    for exact in (False, True):
+        folder = tmp_path / f"exact_{exact}"
+        parts = experiments.Parts(folder, progress=lambda line: None, exact_images=exact)
+        # the committed inversion parts keep their names
+        parts.get("row ddim, guided inversion 7.5 0-25", compute)
+        assert (folder / "row_ddim_guided_inversion_7.5_0-25.json").exists()
+        parts.get("p2p (null-text) + local/blend", compute)
+        assert sorted(p.name for p in folder.glob("*.json")) == ["p2p_null-text_local_blend.json", "row_ddim_guided_inversion_7.5_0-25.json"]
+        # a part stopped between its images and its JSON is computed again, not read half-written
+        (folder / "p2p_null-text_local_blend.json").unlink()
+        before = len(calls)
+        numbers, images = parts.get("p2p (null-text) + local/blend", compute)
+        assert len(calls) == before + 1 and numbers["x"] == len(calls) and images["img"].shape == (1, 3, 4, 4)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -71,8 +72,8 @@ def from_uint8(x: Tensor) -> Tensor:
 
 def save_results(name: str, numbers: dict, images: dict[str, Tensor], folder: Path = RESULTS) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(numbers, indent=1) + "\n")
     save_file({k: to_uint8(v).contiguous() for k, v in images.items()}, str(folder / f"{name}.safetensors"))
+    (folder / f"{name}.json").write_text(json.dumps(numbers, indent=1) + "\n")  # last: the JSON marks a finished result
 
 
 def load_results(name: str, folder: Path = RESULTS) -> tuple[dict, dict[str, Tensor]]:
@@ -259,7 +260,7 @@ class Parts:
             folder.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str, compute: Callable[[], tuple[dict, dict[str, Tensor]]]) -> tuple[dict, dict[str, Tensor]]:
-        name = key.replace(" ", "_").replace(",", "").replace("/", "_").replace("(", "").replace(")", "").replace("+", "")
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")
         path = None if self.folder is None else self.folder / f"{name}.json"
         if path is not None and path.exists():
             if not self.exact_images:
@@ -270,7 +271,7 @@ class Parts:
         if path is not None:
             if self.exact_images:
                 save_file({k: v.detach().half().contiguous() for k, v in images.items()}, str(self.folder / f"{name}.safetensors"))
-                path.write_text(json.dumps(numbers, indent=1) + "\n")  # last: a part counts as done once its JSON exists
+                path.write_text(json.dumps(numbers, indent=1) + "\n")  # last, as in save_results: the JSON marks a finished part
             else:
                 save_results(name, numbers, images, self.folder)
         self.progress(f"{key}: done ({numbers.get('seconds', 0):.0f}s)")
