@@ -173,6 +173,26 @@ def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():
         null_text_inversion(model, x0, prompt, null, scale, ts, S, inner_steps=-1)
 
 
+def test_inversion_bad_inputs_are_refused_with_reasons():
+    model, prompt, null = tiny_text_model()
+    guided = model.denoiser(S, prompt[0], null[0], 7.5, prompt[1], null[1])
+    ts = S.timesteps(4)
+    pixels = (images(1) + 1) * 127.5  # forgot to normalise
+    for invert in (lambda x: invert_ddim(guided, x, ts, S), lambda x: direct_inversion(guided, x, ts, S),
+                   lambda x: null_text_inversion(model, x, prompt, null, 7.5, ts, S)):
+        with pytest.raises(ValueError, match=r"images must be in \[-1, 1\].*x / 127.5 - 1"):
+            invert(pixels)
+        with pytest.raises(ValueError, match="float tensor in \\[-1, 1\\], got dtype torch.uint8"):
+            invert(pixels.to(torch.uint8))
+        with pytest.raises(ValueError, match=r"x must have shape \(B, 3, 8, 8\), got \(2, 3, 16, 16\)"):
+            invert(images(1, size=16))
+    for steps in (0, -5):
+        with pytest.raises(ValueError, match="num_steps must be an integer in 1..1000"):
+            S.timesteps(steps)
+    with pytest.raises(ValueError, match="timesteps must be a non-empty"):
+        invert_ddim(guided, images(1), [], S)
+
+
 # -- Prompt-to-Prompt ------------------------------------------------------------------------------
 
 

@@ -225,6 +225,8 @@ def invert_ddim(
     and ``traj[n] = x0``. ``sample_ddim(model, traj[0], timesteps, ...)``
     retraces it when the assumption holds.
     """
+    if x0.ndim == 4:
+        check_image_range(x0)
     sampling = _sampling_steps(timesteps, schedule)
     steps = [(t, t_prev, t) for (_, t, t_prev) in reversed(sampling)]
     trajectory = [x0]
@@ -239,6 +241,21 @@ def invert_ddim(
 
     _walk(model, x0, steps, schedule, update, record, progress)
     return torch.stack(trajectory[::-1])
+
+
+def check_image_range(x: Tensor, limit: float = 1.5) -> None:
+    """Refuse an image batch that cannot be in the models' range [-1, 1].
+
+    A little overshoot is allowed (unclamped samples reach about 1.1); anything beyond ``limit``, or an
+    integer tensor, is almost surely [0, 255] or a forgotten normalisation, which would invert to a wrong
+    picture without any other sign.
+    """
+    if not x.is_floating_point():
+        raise ValueError(f"images must be a float tensor in [-1, 1], got dtype {x.dtype}: use x.float() / 127.5 - 1 for uint8 pixels")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -limit or hi > limit:
+        raise ValueError(f"images must be in [-1, 1] (the range the models were trained on), got values in [{lo:.3g}, {hi:.3g}]; "
+                         "for pixels in [0, 255] use x / 127.5 - 1, for [0, 1] use 2 * x - 1")
 
 
 # -- small hooks ---------------------------------------------------------------------
