@@ -382,9 +382,11 @@ def inversion_sweep(model, schedule: Schedule, judge: Judge, n: int = 100, batch
         numbers, imgs = small_part(f"inner {inner}", "null-text", 7.5, num_steps, inner)
         by_iterations.append({"inner_steps": inner, **numbers})
         images[f"inner_{inner}"] = imgs["recon"]
+    # the parts may have run across several sessions: their own wall times add up to the sweep's cost
+    compute_seconds = sum(r["seconds_per_image"] * n for r in rows) + sum(r["seconds_per_image"] * small for r in by_steps + by_iterations)
     numbers = {"n": n, "num_steps": num_steps, "small": small, "rows": rows, "by_steps": by_steps, "by_iterations": by_iterations,
                "null_drift": drift, "source_captions": src_text[:6], "target_captions": tgt_text[:6],
-               **_provenance(time.perf_counter() - start)}
+               "compute_seconds": compute_seconds, **_provenance(time.perf_counter() - start)}
     return numbers, images
 
 
