@@ -169,6 +169,10 @@ def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():
         tuned = sample_ddim(per_step_null_denoiser(model, S, prompt, result.null_contexts, null[1], scale, ts), result.noise, ts, S)
     err_plain, err_tuned = (plain - x0).square().mean(), (tuned - x0).square().mean()
     assert err_tuned < 0.5 * err_plain, (err_plain, err_tuned)
+    # every step keeps its own embedding (Adam updates in place: a shared tensor would leave all steps with the last one)
+    assert all((result.null_contexts[i] - result.null_contexts[i - 1]).abs().max() > 0 for i in range(1, 8))
+    # sampling with the stored embeddings retraces the optimisation: it ends where the last step's loss says
+    torch.testing.assert_close((tuned - x0).square().flatten(1).mean(1), result.losses[-1], rtol=1e-3, atol=1e-7)
     with pytest.raises(ValueError, match="inner_steps must be"):
         null_text_inversion(model, x0, prompt, null, scale, ts, S, inner_steps=-1)
 

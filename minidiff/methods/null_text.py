@@ -104,7 +104,8 @@ def null_text_inversion(
             eps_null = _eps(model, schedule, z, t_batch, emb, null_mask)
             return ddim_step(z, eps_null + scale * (eps_cond - eps_null), alpha_bars[i], alpha_bars[i + 1])[0]
 
-        embedding = embedding.detach().requires_grad_(True)
+        # a fresh tensor for every step: Adam updates in place, and each step's result is kept
+        embedding = embedding.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([embedding], lr=LEARNING_RATE * (1 - i * LR_DECAY))
         done = torch.zeros(B, dtype=torch.bool, device=x0.device)
         used = torch.zeros(B, dtype=torch.long)
