@@ -335,6 +335,28 @@ def test_sr3_trains_and_samples_through_the_shared_sampler():
             assert out.shape == high.shape
 
 
+def test_sr3_v_prediction_targets_v_and_its_denoiser_returns_eps():
+    from minidiff.methods.sr3 import sr3_denoiser, sr3_loss
+
+    x0, cond = images(3), images(3, seed=1)
+
+    def true_v(x, level, cond):  # knows x0: the exact v for the noised input it is given
+        g = level[:, None, None, None]
+        s = (1 - g**2).sqrt()
+        return g * (x - g * x0) / s - s * x0
+
+    loss = sr3_loss(true_v, {"x0": x0, "cond": cond}, S, torch.Generator().manual_seed(0), prediction="v")
+    assert loss < 1e-10
+    assert sr3_loss(true_v, {"x0": x0, "cond": cond}, S, torch.Generator().manual_seed(0)) > 0.1  # as eps it is wrong
+    t = torch.full((3,), 500)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
+    ab = S.at(t, like=x0)
+    x = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    torch.testing.assert_close(sr3_denoiser(true_v, cond, S, prediction="v")(x, t), eps, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="prediction must be 'eps' or 'v'"):
+        sr3_loss(true_v, {"x0": x0, "cond": cond}, S, torch.Generator().manual_seed(0), prediction="x0")
+
+
 def test_sr3_and_cascade_bad_inputs():
     from minidiff.methods.cascade import augmented_condition
     from minidiff.methods.sr3 import check_low, upsample

@@ -223,6 +223,9 @@ def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps:
                    progress: Callable[[str], None] = print) -> tuple[dict, dict[str, Tensor]]:
     """Every method on the first ``n`` edits of ``edit_set``; one table. ``parts``
     (``experiments.Parts`` with exact images) keeps each chunk of ``CHUNK`` edits, so a stopped run resumes."""
+    from .experiments import Parts  # experiments imports this module lazily; the other way round at call time too
+
+    parts = parts if parts is not None else Parts(None, progress=lambda line: None)
     start = time.perf_counter()
     edits = edit_set(n)
     editor = Editor(model, schedule, edits, steps)
@@ -236,8 +239,8 @@ def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps:
             out = torch.cat([run(editor, i) for i in range(lo, hi)])
             return {"seconds": time.perf_counter() - t0}, {"edited": out}
 
-        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, count)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, count))) if parts is not None
-                  else chunk(lo, min(lo + CHUNK, count)) for lo in range(0, count, CHUNK)]
+        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, count)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, count)))
+                  for lo in range(0, count, CHUNK)]
         edited = torch.cat([p[1]["edited"] for p in pieces])
         seconds = sum(p[0]["seconds"] for p in pieces)
         rows.append({"method": name, **score(edited, edits, list(range(count)), judge, real, seconds)})

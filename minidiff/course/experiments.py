@@ -70,18 +70,21 @@ def from_uint8(x: Tensor) -> Tensor:
     return x.float() / 127.5 - 1
 
 
-def save_results(name: str, numbers: dict, images: dict[str, Tensor], folder: Path = RESULTS) -> None:
+def save_results(name: str, numbers: dict, images: dict[str, Tensor], folder: Path = RESULTS, exact: bool = False) -> None:
+    """Images as uint8 (for showing) or, with ``exact``, as float16 (for scoring later); the JSON last."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: to_uint8(v).contiguous() for k, v in images.items()}, str(folder / f"{name}.safetensors"))
+    encode = (lambda v: v.detach().half()) if exact else to_uint8
+    save_file({k: encode(v).contiguous() for k, v in images.items()}, str(folder / f"{name}.safetensors"))
     (folder / f"{name}.json").write_text(json.dumps(numbers, indent=1) + "\n")  # last: the JSON marks a finished result
 
 
-def load_results(name: str, folder: Path = RESULTS) -> tuple[dict, dict[str, Tensor]]:
-    """``(numbers, images in [-1, 1])`` written by ``python -m minidiff results NAME``."""
+def load_results(name: str, folder: Path = RESULTS, exact: bool = False) -> tuple[dict, dict[str, Tensor]]:
+    """``(numbers, images in [-1, 1])`` written by ``python -m minidiff results NAME`` (or by ``save_results``)."""
     path = folder / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python -m minidiff results {name}` to compute it")
-    images = {k: from_uint8(v) for k, v in load_file(str(folder / f"{name}.safetensors")).items()}
+    decode = (lambda v: v.float()) if exact else from_uint8
+    images = {k: decode(v) for k, v in load_file(str(folder / f"{name}.safetensors")).items()}
     return json.loads(path.read_text()), images
 
 
@@ -251,7 +254,7 @@ class Parts:
 
     ``parts.get(key, compute)`` returns the stored numbers of ``key`` or computes, stores and returns them;
     images go to ``key.safetensors`` beside them, as uint8 (for showing) or, with ``exact_images``,
-    as float16 (for scoring later).
+    as float16 (for scoring later). With ``folder=None`` nothing is kept: every part is computed.
     """
 
     def __init__(self, folder: Optional[Path], progress: Callable[[str], None] = print, exact_images: bool = False):
@@ -261,19 +264,11 @@ class Parts:
 
     def get(self, key: str, compute: Callable[[], tuple[dict, dict[str, Tensor]]]) -> tuple[dict, dict[str, Tensor]]:
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("_")
-        path = None if self.folder is None else self.folder / f"{name}.json"
-        if path is not None and path.exists():
-            if not self.exact_images:
-                return load_results(name, self.folder)
-            images = {k: v.float() for k, v in load_file(str(self.folder / f"{name}.safetensors")).items()}
-            return json.loads(path.read_text()), images
+        if self.folder is not None and (self.folder / f"{name}.json").exists():
+            return load_results(name, self.folder, exact=self.exact_images)
         numbers, images = compute()
-        if path is not None:
-            if self.exact_images:
-                save_file({k: v.detach().half().contiguous() for k, v in images.items()}, str(self.folder / f"{name}.safetensors"))
-                path.write_text(json.dumps(numbers, indent=1) + "\n")  # last, as in save_results: the JSON marks a finished part
-            else:
-                save_results(name, numbers, images, self.folder)
+        if self.folder is not None:
+            save_results(name, numbers, images, self.folder, exact=self.exact_images)
         self.progress(f"{key}: done ({numbers.get('seconds', 0):.0f}s)")
         return numbers, images
 

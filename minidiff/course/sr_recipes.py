@@ -76,10 +76,12 @@ def regression_loss(net: UNet, batch: dict[str, Tensor], schedule, generator) ->
 
 
 @torch.no_grad()
-def super_resolve(net: UNet, low: Tensor, steps: int = SR_EVAL_STEPS, seed: int = 0, augment_level: int | None = None) -> Tensor:
+def super_resolve(net: UNet, low: Tensor, steps: int = SR_EVAL_STEPS, seed: int = 0, augment_level: int | None = None,
+                  prediction: str = "eps") -> Tensor:
     """SR3 samples (B, 3, 32, 32) for low-res inputs (B, 3, 8, 8): ancestral sampling with ``steps`` steps.
 
-    ``augment_level``: for CDM stages (4 conditioning channels), the level to noise the input to (-1 = clean).
+    ``augment_level``: for CDM stages (4 conditioning channels), the level to noise the input to (-1 = clean);
+    ``prediction``: what the net outputs, ``"eps"`` or ``"v"``.
     """
     schedule = linear_schedule()
     g = torch.Generator().manual_seed(seed)
@@ -88,7 +90,7 @@ def super_resolve(net: UNet, low: Tensor, steps: int = SR_EVAL_STEPS, seed: int 
     else:
         cond = upsample(low, HIGH)
     noise = torch.randn(low.shape[0], 3, HIGH, HIGH, generator=g)
-    x = sample_ddpm(sr3_denoiser(net, cond, schedule), noise, schedule.timesteps(steps), schedule, generator=g)
+    x = sample_ddpm(sr3_denoiser(net, cond, schedule, prediction), noise, schedule.timesteps(steps), schedule, generator=g)
     return x.clamp(-1, 1)
 
 

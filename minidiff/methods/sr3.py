@@ -15,7 +15,8 @@ one, bicubic-upsampled to full size and concatenated to its input channels
   cross-attention. Sampling is any of the shared samplers with the
   conditioning bound by :func:`sr3_denoiser`.
 
-We predict eps, as the paper does.
+We predict eps, as the paper does; ``prediction="v"`` (Salimans & Ho 2022) is
+there for the ablation in ``benchmarks/sr3_v_prediction.py``.
 """
 
 from __future__ import annotations
@@ -60,22 +61,28 @@ def continuous_levels(schedule: Schedule, batch: int, generator: torch.Generator
 
 
 def sr3_loss(net: nn.Module, batch: dict[str, Tensor], schedule: Schedule, generator: torch.Generator,
-             augment: Optional[Tensor] = None) -> Tensor:
-    """eps-prediction MSE at continuous noise levels; ``batch = {"x0": high-res, "cond": conditioning channels}``."""
+             augment: Optional[Tensor] = None, prediction: str = "eps") -> Tensor:
+    """MSE at continuous noise levels; ``batch = {"x0": high-res, "cond": conditioning channels}``.
+
+    prediction: ``"eps"`` (the paper) or ``"v"`` = sqrt(gamma) eps - sqrt(1 - gamma) x0.
+    """
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"prediction must be 'eps' or 'v', got {prediction!r}")
     x0, cond = batch["x0"], batch["cond"]
     level = continuous_levels(schedule, x0.shape[0], generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
     g = level.to(x0.dtype)[:, None, None, None]
-    x_noisy = g * x0 + (1 - g**2).sqrt() * noise
-    return (net(x_noisy, level.to(x0.dtype), cond=cond) - noise).square().mean()
+    s = (1 - g**2).sqrt()
+    target = noise if prediction == "eps" else g * noise - s * x0
+    return (net(g * x0 + s * noise, level.to(x0.dtype), cond=cond) - target).square().mean()
 
 
-def sr3_denoiser(net: nn.Module, cond: Tensor, schedule: Schedule) -> Denoiser:
+def sr3_denoiser(net: nn.Module, cond: Tensor, schedule: Schedule, prediction: str = "eps") -> Denoiser:
     """The denoiser ``(x_t, t) -> eps`` of a noise-level-conditioned SR net for fixed conditioning channels (B or 1, C, S, S)."""
 
     def model(x: Tensor, t: Tensor) -> Tensor:
         level = schedule.at(t, like=x).sqrt().reshape(-1).expand(x.shape[0])
         c = cond if cond.shape[0] == x.shape[0] else cond.expand(x.shape[0], *cond.shape[1:])
-        return net(x, level, cond=c)
+        return schedule.eps_from(net(x, level, cond=c), x, t, prediction)
 
     return model
