@@ -47,3 +47,58 @@ def test_base_model_follows_its_prompt(judge):
     assert acc["shape"] >= 0.45, acc  # the model's known weak family: well above chance, far below the 90% goal
     assert acc["colour"] >= 0.85 and min(acc["size"], acc["position"], acc["tone"], acc["pattern"]) >= 0.9, acc
     assert set(acc) == set(FAMILIES)
+
+
+#: sr3-world's card: consistency RMSE 0.0137 (256 pairs, 50 steps); bicubic's is 0.025
+SR3_CONSISTENCY_BOUND = 0.02
+#: results/sr3.json (256 scenes): world-FD bicubic 510, SR3 98.5, regression 93.1 (real vs real 50.0). On the test's 32
+#: images (FD is biased upwards for small sets): the true scenes 405; above that bicubic +261, SR3 -27, regression -31
+SR3_FD_FACTOR = 4.0
+
+
+@pytest.fixture(scope="module")
+def sr_outputs():
+    """32 held-out scenes super-resolved three ways: bicubic, the regression baseline, SR3 (25 steps)."""
+    from minidiff.course import sr_recipes
+    from minidiff.methods.sr3 import upsample
+
+    few = TEST[:32]
+    low = few.at_resolution(8)
+    return few, low, {"bicubic": upsample(low, 32).clamp(-1, 1), "regression": sr_recipes.regress(sr_recipes.load_sr("sr-regression"), low),
+                      "SR3": sr_recipes.super_resolve(sr_recipes.load_sr("sr3-world"), low, steps=25)}
+
+
+def test_sr3_output_averages_back_to_its_input(sr_outputs):
+    # the card measures 0.0137 (256 pairs, 50 steps); bicubic is 0.025: SR3 must stay below bicubic
+    few, low, out = sr_outputs
+    consistency = {k: (torch.nn.functional.avg_pool2d(v, 4) - low).square().mean().sqrt().item() for k, v in out.items()}
+    assert consistency["SR3"] < SR3_CONSISTENCY_BOUND < consistency["bicubic"], consistency
+
+
+def test_regression_wins_psnr_and_sr3_looks_far_more_real_than_bicubic(sr_outputs, judge):
+    from minidiff.world.judge import world_fd
+    from minidiff.world.metrics import psnr
+
+    few, low, out = sr_outputs
+    p = {k: psnr(v, few.images).mean().item() for k, v in out.items()}
+    assert p["regression"] > p["SR3"] > p["bicubic"], p  # the paper's table: regression wins PSNR
+    real = scenes("test", 1000, 256).images
+    fd = {k: world_fd(judge, v, real) for k, v in out.items()}
+    floor = world_fd(judge, few.images, real)  # the true scenes of the same inputs: FD of 32 images is biased upwards
+    assert SR3_FD_FACTOR * (fd["SR3"] - floor) < fd["bicubic"] - floor, (fd, floor)
+
+
+def test_conditioning_augmentation_makes_the_cascade_look_more_real(judge):
+    # results/cdm.json (512 prompts): world-FD of the stage without augmentation on generated 8 px inputs 263,
+    # of the augmented stage at s = 200: 214. Here 96 prompts, 10 steps, the same comparison: 442 vs 285.
+    from minidiff.course import sr_recipes
+    from minidiff.world.judge import world_fd
+
+    base8, schedule, _ = md.load_text_unet("cdm-base8")
+    few = TEST[:96]
+    low = recipes.sample_prompts(base8, schedule, [caption(few, i) for i in range(len(few))], scale=3.0, steps=10)
+    real = scenes("test", 1000, 256).images
+    plain = sr_recipes.super_resolve(sr_recipes.load_sr("sr3-world"), low, steps=10)
+    augmented = sr_recipes.super_resolve(sr_recipes.load_sr("cdm-sr32"), low, steps=10, augment_level=200)
+    fd = {"plain": world_fd(judge, plain, real), "augmented": world_fd(judge, augmented, real)}
+    assert fd["augmented"] < fd["plain"], fd

@@ -5,12 +5,17 @@ and CDM's small base model and augmented super-resolution stage.
 
 Every SR model maps 8 px to 32 px (x4): the low-resolution image is an exact area average
 (``Scenes.at_resolution(8)`` or ``avg_pool2d(4)``), bicubic-upsampled and concatenated to the input.
+
+The diffusion SR models predict v, not eps as in SR3's paper: with eps and this training budget the model's
+implied x0 ignores the low-res input at high noise, so the first sampling steps commit wrong global colours
+(measured in ``benchmarks/sr3_prediction_ablation.py``, explained in chapter 2).
 """
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import torch
@@ -21,8 +26,8 @@ from ..core.checkpoint import load_checkpoint, load_weights, round_to_half, save
 from ..core.sampling import sample_ddpm
 from ..core.schedule import linear_schedule
 from ..core.unet import UNet, UNetConfig
-from ..methods.cascade import augmented_condition, random_levels
-from ..methods.sr3 import sr3_denoiser, sr3_loss, upsample
+from ..methods.cascade import augmented_condition, check_augment, random_levels
+from ..methods.sr3 import check_low, sr3_denoiser, sr3_loss, upsample
 from ..world.captions import Tokenizer, captions
 from ..world.metrics import psnr, ssim
 from ..world.photos import crops
@@ -39,6 +44,8 @@ CDM_SR_UNET = UNetConfig(**{**SR_UNET.to_dict(), "cond_channels": 4})
 #: the regression baseline: the same UNet body, input = the upsampled image, output = the high-res image
 REGRESSION_UNET = UNetConfig(**{**SR_UNET.to_dict(), "cond_channels": 0})
 SR_TRAIN = TrainConfig(steps=1500, batch_size=32, lr=5e-4, warmup=100, cooldown=300, ema_decay=0.999, checkpoint_every=250, mixed_precision=True)
+#: what the diffusion SR nets output (stored in their checkpoints; chapter 2 says why not the paper's eps)
+SR_PREDICTION = "v"
 SR_EVAL_SIZE = 256
 SR_EVAL_STEPS = 50
 
@@ -75,18 +82,34 @@ def regression_loss(net: UNet, batch: dict[str, Tensor], schedule, generator) ->
     return (net(batch["cond"], level) - batch["x0"]).square().mean()
 
 
+def check_sr_input(low: Tensor) -> None:
+    """Every SR model here takes (B, 3, 8, 8) images in [-1, 1] and returns (B, 3, 32, 32)."""
+    check_low(None, low, HIGH, 3)
+    if low.shape[-1] != LOW:
+        raise ValueError(f"low-resolution input is {low.shape[-2]}x{low.shape[-1]}; these SR models were trained on "
+                         f"{LOW}x{LOW} inputs (x{HIGH // LOW} to {HIGH}x{HIGH}): average-pool your image to {LOW} px first")
+
+
 @torch.no_grad()
 def super_resolve(net: UNet, low: Tensor, steps: int = SR_EVAL_STEPS, seed: int = 0, augment_level: int | None = None,
-                  prediction: str = "eps") -> Tensor:
+                  prediction: str | None = None) -> Tensor:
     """SR3 samples (B, 3, 32, 32) for low-res inputs (B, 3, 8, 8): ancestral sampling with ``steps`` steps.
 
     ``augment_level``: for CDM stages (4 conditioning channels), the level to noise the input to (-1 = clean);
-    ``prediction``: what the net outputs, ``"eps"`` or ``"v"``.
+    ``prediction``: what the net outputs, ``"eps"`` or ``"v"``; by default the one :func:`load_sr` read from the
+    checkpoint (``net.prediction``), else :data:`SR_PREDICTION`.
     """
+    check_sr_input(low)
+    prediction = prediction or getattr(net, "prediction", SR_PREDICTION)
+    if prediction is None:
+        raise ValueError("this net is not a diffusion model (the regression baseline has prediction None): use regress(net, low)")
     schedule = linear_schedule()
     g = torch.Generator().manual_seed(seed)
     if net.config.cond_channels == 4:
-        cond = augmented_condition(low, HIGH, -1 if augment_level is None else augment_level, schedule, generator=g)
+        cond = augmented_condition(low, HIGH, -1 if augment_level is None else check_augment(augment_level), schedule, generator=g)
+    elif augment_level is not None:
+        raise ValueError("this model was trained without conditioning augmentation (3 conditioning channels): augment_level "
+                         "applies to CDM stages such as cdm-sr32; leave it None")
     else:
         cond = upsample(low, HIGH)
     noise = torch.randn(low.shape[0], 3, HIGH, HIGH, generator=g)
@@ -96,7 +119,37 @@ def super_resolve(net: UNet, low: Tensor, steps: int = SR_EVAL_STEPS, seed: int 
 
 @torch.no_grad()
 def regress(net: UNet, low: Tensor) -> Tensor:
+    check_sr_input(low)
     return net(upsample(low, HIGH), torch.ones(low.shape[0])).clamp(-1, 1)
+
+
+#: noise steps at which :func:`x0_consistency_by_level` probes an SR net
+PROBE_STEPS = (50, 200, 400, 600, 800, 950, 999)
+
+
+@torch.no_grad()
+def x0_consistency_by_level(net: UNet, prediction: str | None = None, n: int = 64, steps=PROBE_STEPS) -> list[dict[str, float]]:
+    """What an SR net believes the clean image is, at each noise level, on ``n`` held-out world pairs.
+
+    Noises the true high-res image to step t, asks the net, and turns its answer into x0. Reports the x0's RMSE to
+    the truth, its consistency (RMSE of its 8 px average vs the input) and ``amplification`` = sqrt((1 - a) / a),
+    the factor by which an error in a predicted eps becomes an error in x0.
+    """
+    schedule = linear_schedule()
+    prediction = prediction or getattr(net, "prediction", SR_PREDICTION)
+    high, low = world_pairs("test", 0, n)
+    denoise = sr3_denoiser(net, upsample(low, HIGH), schedule, prediction)
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for t in steps:
+        ts = torch.full((n,), t)
+        a = schedule.at(ts, like=high)
+        x = a.sqrt() * high + (1 - a).sqrt() * torch.randn(high.shape, generator=g)
+        x0 = ((x - (1 - a).sqrt() * denoise(x, ts)) / a.sqrt()).clamp(-1, 1)
+        rows.append({"t": t, "x0_rmse": (x0 - high).square().mean().sqrt().item(),
+                     "x0_consistency": (F.avg_pool2d(x0, HIGH // LOW) - low).square().mean().sqrt().item(),
+                     "amplification": ((1 - a[0]) / a[0]).sqrt().item()})
+    return rows
 
 
 def evaluate_sr(predict: Callable[[Tensor], Tensor], pairs, n: int = SR_EVAL_SIZE) -> dict[str, float]:
@@ -140,19 +193,23 @@ def _train_sr(name: str, what: str, pairs, unet: UNetConfig, loss_fn, augment: b
     metrics[name] = evaluate_sr((lambda low: regress(model, low)) if unet.cond_channels == 0 else (lambda low: super_resolve(model, low)), pairs)
     print(metrics, flush=True)
     command = f"python -m minidiff train {name} --out runs/{name} --export minidiff/checkpoints/{name}"
-    save_checkpoint(export, model, {"kind": "unet", "unet": unet.to_dict(), "schedule": {"kind": "linear", "T": 1000}, "metrics": metrics},
+    extra = {} if unet.cond_channels == 0 else {"prediction": SR_PREDICTION}
+    save_checkpoint(export, model, {"kind": "unet", "unet": unet.to_dict(), **extra, "schedule": {"kind": "linear", "T": 1000}, "metrics": metrics},
                     _card(name, what, config, result, metrics, command), half=True)
     print(f"exported to {Path(export).resolve()}")
 
 
+SR3_LOSS = partial(sr3_loss, prediction=SR_PREDICTION)
+
+
 def train_sr3_world(out, export=None, steps=None, progress=False):
-    _train_sr("sr3-world", "SR3 for the world: 8 px scenes to 32 px, eps-prediction, conditioned on the continuous noise level.",
-              world_pairs, SR_UNET, sr3_loss, False, out, export, steps, progress)
+    _train_sr("sr3-world", "SR3 for the world: 8 px scenes to 32 px, v-prediction, conditioned on the continuous noise level.",
+              world_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress)
 
 
 def train_sr3_photo(out, export=None, steps=None, progress=False):
-    _train_sr("sr3-photo", "SR3 for photographs: 8 px crops of scikit-image's photos to 32 px (chelsea and coffee held out).",
-              photo_pairs, SR_UNET, sr3_loss, False, out, export, steps, progress)
+    _train_sr("sr3-photo", "SR3 for photographs: 8 px crops of scikit-image's photos to 32 px (chelsea and coffee held out), v-prediction.",
+              photo_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress)
 
 
 def train_sr_regression(out, export=None, steps=None, progress=False):
@@ -163,19 +220,22 @@ def train_sr_regression(out, export=None, steps=None, progress=False):
 def train_cdm_sr32(out, export=None, steps=None, progress=False):
     _train_sr("cdm-sr32", "CDM's super-resolution stage: like sr3-world, trained with Gaussian conditioning augmentation "
               "(half the batches clean, half noised to a level uniform in 0..500, the level given as a channel).",
-              world_pairs, CDM_SR_UNET, sr3_loss, True, out, export, steps, progress)
+              world_pairs, CDM_SR_UNET, SR3_LOSS, True, out, export, steps, progress)
 
 
 def load_sr(name: str) -> UNet:
+    """A shipped SR net (or the regression baseline), eval mode; ``net.prediction`` says what it outputs (None for regression)."""
     ckpt = load_checkpoint(name, kind="unet")
-    return load_weights(UNet(UNetConfig.from_dict(ckpt.config["unet"])), ckpt.weights, where=str(ckpt.path)).eval()
+    net = load_weights(UNet(UNetConfig.from_dict(ckpt.config["unet"])), ckpt.weights, where=str(ckpt.path)).eval()
+    net.prediction = ckpt.config.get("prediction")
+    return net
 
 
 # -- CDM's low-resolution base model --------------------------------------------------------------------
 
 CDM_BASE_UNET = UNetConfig(image_size=LOW, channels=48, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,),
                            heads=4, context_dim=64, pooled_context=True)
-CDM_BASE_TRAIN = TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup=200, cooldown=500, ema_decay=0.999, checkpoint_every=250,
+CDM_BASE_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=1e-3, warmup=200, cooldown=400, ema_decay=0.999, checkpoint_every=250,
                              mixed_precision=True, prediction="v")
 
 
@@ -195,6 +255,23 @@ def _cdm_base_data(batch_size: int):
     return data
 
 
+BASE8_EVAL_SIZE = 256
+BASE8_SCALE = 3.0  # the cascade's guidance scale
+
+
+@torch.no_grad()
+def base8_prompt_following(model, n: int = BASE8_EVAL_SIZE) -> dict[str, dict[str, float]]:
+    """The judge's agreement with the prompt for 8 px samples, and for the real scenes at 8 px (the ceiling)."""
+    from ..world.captions import caption
+    from ..world.judge import agreement, targets
+    from .recipes import load_judge, sample_prompts
+
+    judge, test = load_judge(), scenes("test", 0, n)
+    samples = sample_prompts(model, linear_schedule(), [caption(test, i) for i in range(n)], scale=BASE8_SCALE, steps=25)
+    read = lambda x: agreement(judge.predict(upsample(x, HIGH).clamp(-1, 1)), targets(test))
+    return {"samples": read(samples), "real": read(test.at_resolution(LOW))}
+
+
 def train_cdm_base8(out, export=None, steps=None, progress=False):
     from ..core.text_encoder import TextConditionedUNet
     from .recipes import text_encoder_config
@@ -206,16 +283,29 @@ def train_cdm_base8(out, export=None, steps=None, progress=False):
     result = train(model, _cdm_base_data(config.batch_size), linear_schedule(), config, out, progress=progress, log_every=50)
     if export is None:
         return
+    shipped = round_to_half(result.ema.eval())
+    agree = base8_prompt_following(shipped)
+    rows = "\n".join(f"| {f} | {agree['samples'][f]:.0%} | {agree['real'][f]:.0%} |" for f in agree["samples"])
     card = f"""# cdm-base8
 
 CDM's base model: the text-conditioned model of the world at 8 px (a `CLIPTextModel` and a small UNet,
 cross-attention at 4x4, v-prediction), trained like `base` with 10% empty captions. The cascade's first stage.
 
-- Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
+- Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}, bfloat16 autocast
 - Command: `python -m minidiff train cdm-base8 --out runs/cdm-base8 --export minidiff/checkpoints/cdm-base8`
 - Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Stored in float16 (the numbers below were measured with the float16-rounded weights)
+
+## Prompt-following, measured on {BASE8_EVAL_SIZE} held-out captions (guidance {BASE8_SCALE}, 25 DDIM steps)
+
+The judge reads 32 px images, so both columns are bicubic-upsampled from 8 px: the samples', and, as the ceiling
+of what can be read at 8 px at all, the real scenes averaged down to 8 px.
+
+| attribute | samples: judge agrees with the prompt | real 8 px scenes |
+|---|---|---|
+{rows}
 """
-    save_checkpoint(export, round_to_half(result.ema), {"kind": "text_unet", "unet": CDM_BASE_UNET.to_dict(), "text_encoder": model.text.config.to_dict(),
+    save_checkpoint(export, shipped, {"kind": "text_unet", "unet": CDM_BASE_UNET.to_dict(), "text_encoder": model.text.config.to_dict(),
                                          "prediction": config.prediction, "schedule": {"kind": "linear", "T": 1000}}, card, half=True)
     print(f"exported to {Path(export).resolve()}")
 

@@ -46,6 +46,8 @@ def augmented_condition(low: Tensor, size: int, level: Tensor | int, schedule: S
     """
     B = low.shape[0]
     s = torch.as_tensor(level, device=low.device).reshape(-1).expand(B) if not isinstance(level, int) else torch.full((B,), check_augment(level), device=low.device)
+    if s.is_floating_point() or s.dtype == torch.bool:
+        raise ValueError(f"augmentation levels must be integer steps in -1..{MAX_AUGMENT}, got a {s.dtype} tensor")
     if ((s < -1) | (s > MAX_AUGMENT)).any():
         raise ValueError(f"augmentation levels must lie in -1..{MAX_AUGMENT}, got range {int(s.min())}..{int(s.max())}")
     up = upsample(low, size)

@@ -15,8 +15,8 @@ one, bicubic-upsampled to full size and concatenated to its input channels
   cross-attention. Sampling is any of the shared samplers with the
   conditioning bound by :func:`sr3_denoiser`.
 
-We predict eps, as the paper does; ``prediction="v"`` (Salimans & Ho 2022) is
-there for the ablation in ``benchmarks/sr3_v_prediction.py``.
+The paper predicts eps; ``prediction="v"`` (Salimans & Ho 2022) is what our
+shipped models use: chapter 2 and ``benchmarks/sr3_prediction_ablation.py`` say why.
 """
 
 from __future__ import annotations
