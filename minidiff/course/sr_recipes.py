@@ -143,12 +143,12 @@ def x0_consistency_by_level(net: UNet, prediction: str | None = None, n: int = 6
     rows = []
     for t in steps:
         ts = torch.full((n,), t)
-        a = schedule.at(ts, like=high)
-        x = a.sqrt() * high + (1 - a).sqrt() * torch.randn(high.shape, generator=g)
-        x0 = ((x - (1 - a).sqrt() * denoise(x, ts)) / a.sqrt()).clamp(-1, 1)
+        a = schedule.at(t)
+        x = schedule.q_sample(high, ts, torch.randn(high.shape, generator=g))
+        x0 = schedule.predict_x0(x, ts, denoise(x, ts)).clamp(-1, 1)
         rows.append({"t": t, "x0_rmse": (x0 - high).square().mean().sqrt().item(),
                      "x0_consistency": (F.avg_pool2d(x0, HIGH // LOW) - low).square().mean().sqrt().item(),
-                     "amplification": ((1 - a[0]) / a[0]).sqrt().item()})
+                     "amplification": ((1 - a) / a).sqrt().item()})
     return rows
 
 
