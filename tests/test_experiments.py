@@ -70,17 +70,17 @@ def test_edit_set_swaps_one_word_and_the_benchmark_scores_every_method_on_tiny_s
     monkeypatch.setattr(benchmark, "CHUNK", 1)
     parts = experiments.Parts(tmp_path / "parts", progress=lambda line: None, exact_images=True)
     numbers, images = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods=quick, parts=parts,
-                                               progress=lambda line: None)
+                                               progress=lambda line: None, timing_edits=1)
     assert [r["method"] for r in numbers["rows"]] == list(quick)
     for r in numbers["rows"]:
-        assert 0 <= r["success"] <= 1 and r["edits"] == 2 and r["seconds_per_edit"] > 0
+        assert 0 <= r["success"] <= 1 and r["edits"] == 2 and r["seconds_per_edit"] > 0 and r["seconds_per_edit_in_run"] > 0
     assert len(list((tmp_path / "parts").glob("*.json"))) == 2 * len(quick)  # one part per edit (CHUNK = 1)
 
     def must_not_run(editor, i):
         raise AssertionError("a finished part was computed again")
 
     again, _ = benchmark.edit_benchmark(model, linear_schedule(), load_judge(), n=2, steps=2, methods={k: must_not_run for k in quick},
-                                        parts=parts, progress=lambda line: None)
+                                        parts=parts, progress=lambda line: None, timing_edits=0)
     for a, b in zip(again["rows"], numbers["rows"]):  # the stored float16 images score like the originals
         assert a["success"] == b["success"] and a["preserved"] == b["preserved"]
         assert abs(a["background_psnr"] - b["background_psnr"]) < 0.5
