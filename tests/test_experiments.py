@@ -121,3 +121,16 @@ def test_parts_are_named_safely_and_a_part_without_its_json_counts_as_unfinished
         before = len(calls)
         numbers, images = parts.get("p2p (null-text) + local/blend", compute)
         assert len(calls) == before + 1 and numbers["x"] == len(calls) and images["img"].shape == (1, 3, 4, 4)
+
+
+def test_diffusion_clip_sweep_runs_on_tiny_sizes_and_reports_both_readers():
+    torch.manual_seed(0)
+    model, schedule, judge = make_base_model().eval(), linear_schedule(), load_judge()
+    for p in model.parameters():
+        p.data.add_(0.02 * torch.randn_like(p))
+    numbers, images = experiments.diffusion_clip_sweep(model, schedule, judge, progress=lambda line: None, train=2, test=2, iterations=2)
+    assert len(numbers["losses"]) == 2 and numbers["test"] == 2
+    for key in ("judge_blue", "judge_blue_untuned", "clip_blue", "clip_blue_untuned"):
+        assert 0 <= numbers[key] <= 1
+    assert abs(sum(numbers["judge_colours"].values()) - 1) < 1e-6  # every output gets exactly one colour
+    assert images["edited"].shape == images["source"].shape == (2, 3, 32, 32)

@@ -1,0 +1,41 @@
+"""Compute chosen parts of the edit benchmark, so that two processes can share the work on two cores.
+
+    python benchmarks/edit_parts.py "P2P + direct inversion" "Pix2Pix-Zero" "Imagic"      # every chunk of these, in order
+    python benchmarks/edit_parts.py --reverse "Pix2Pix-Zero" "Imagic"                      # the same, last chunk first
+
+Each chunk is the same part (same name, same content) that ``python -m minidiff results edits`` computes and keeps in
+``results/parts/edits``; a chunk that exists already (or that another process finished meanwhile) is skipped. Run
+``python -m minidiff results edits`` afterwards: it finds every part, scores the table and times each method.
+"""
+
+import argparse
+import time
+
+import torch
+
+from minidiff.core.checkpoint import load_text_unet
+from minidiff.course import benchmark
+from minidiff.course.experiments import RESULTS, Parts
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("methods", nargs="+", choices=sorted(benchmark.METHODS))
+parser.add_argument("--reverse", action="store_true", help="last chunk first (for a second process)")
+parser.add_argument("-n", type=int, default=100)
+args = parser.parse_args()
+
+model, schedule, _ = load_text_unet("base")
+editor = benchmark.Editor(model, schedule, benchmark.edit_set(args.n), benchmark.STEPS)
+parts = Parts(RESULTS / "parts" / "edits", exact_images=True)
+todo = []
+for name in args.methods:
+    count = min(args.n, benchmark.SUBSET.get(name, args.n))
+    todo += [(name, lo, min(lo + benchmark.CHUNK, count)) for lo in range(0, count, benchmark.CHUNK)]
+for name, lo, hi in reversed(todo) if args.reverse else todo:
+    run = benchmark.METHODS[name]
+
+    def chunk(run=run, lo=lo, hi=hi):
+        t0 = time.perf_counter()
+        out = torch.cat([run(editor, i) for i in range(lo, hi)])
+        return {"seconds": time.perf_counter() - t0}, {"edited": out}
+
+    parts.get(f"{name} {lo}-{hi}", chunk)
