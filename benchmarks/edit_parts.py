@@ -28,8 +28,8 @@ editor = benchmark.Editor(model, schedule, benchmark.edit_set(args.n), benchmark
 parts = Parts(RESULTS / "parts" / "edits", exact_images=True)
 todo = []
 for name in args.methods:
-    count = min(args.n, benchmark.SUBSET.get(name, args.n))
-    todo += [(name, lo, min(lo + benchmark.CHUNK, count)) for lo in range(0, count, benchmark.CHUNK)]
+    span = benchmark.edit_range(name, args.n)
+    todo += [(name, lo, min(lo + benchmark.CHUNK, span.stop)) for lo in range(span.start, span.stop, benchmark.CHUNK)]
 for name, lo, hi in reversed(todo) if args.reverse else todo:
     run = benchmark.METHODS[name]
 

@@ -210,10 +210,18 @@ METHODS: dict[str, Callable[[Editor, int], Tensor]] = {
     "Pix2Pix-Zero": Editor.pix2pix_zero,
     "Imagic": Editor.imagic,
 }
-#: the slow methods run on the first N edits only (their tables say so): Imagic optimises an embedding and fine-tunes
-#: a copy of the model per edit (about a minute each on two cores); null-text optimises 50 null embeddings per edit
-#: (41 s each). Both fit a working session this way; raise the counts and rerun to extend (finished chunks are kept).
-SUBSET = {"P2P + null-text": 60, "Imagic": 20}
+#: the slow methods run on a range of the edits only (their tables say how many): Imagic optimises an embedding and
+#: fine-tunes a copy of the model per edit (minutes each on one core); null-text optimises 50 null embeddings per edit
+#: (41 s each on two cores). Imagic's range is edits 10-19 (two of each edit type, like any 10 consecutive edits),
+#: the chunk that finished first when the work was shared between two processes (benchmarks/edit_parts.py).
+#: Widen a range and rerun to extend: finished chunks are kept.
+SUBSET = {"P2P + null-text": range(0, 60), "Imagic": range(10, 20)}
+
+
+def edit_range(name: str, n: int, subset: Optional[dict] = None) -> range:
+    """The edits (indices into ``edit_set(n)``) that method ``name`` runs on."""
+    chosen = (subset or SUBSET).get(name, range(n))
+    return range(chosen.start, min(chosen.stop, n))
 
 
 #: edits per resumable part
@@ -236,31 +244,31 @@ def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps:
     edits = edit_set(n)
     editor = Editor(model, schedule, edits, steps)
     real = scenes("test", 4000, 1000).images
-    rows, images = [], {"source": edits.source.images[:10]}
+    rows, images = [], {"source": edits.source.images}  # every source; each method keeps its first 10 edits
     for name, run in (methods or METHODS).items():
-        count = min(n, (subset or SUBSET).get(name, n))
+        span = edit_range(name, n, subset)
 
         def chunk(lo: int, hi: int):
             t0 = time.perf_counter()
             out = torch.cat([run(editor, i) for i in range(lo, hi)])
             return {"seconds": time.perf_counter() - t0}, {"edited": out}
 
-        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, count)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, count)))
-                  for lo in range(0, count, CHUNK)]
+        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, span.stop)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, span.stop)))
+                  for lo in range(span.start, span.stop, CHUNK)]
         edited = torch.cat([p[1]["edited"] for p in pieces])
         seconds = sum(p[0]["seconds"] for p in pieces)
-        rows.append({"method": name, **score(edited, edits, list(range(count)), judge, real, seconds)})
+        rows.append({"method": name, "first_edit": span.start, **score(edited, edits, list(span), judge, real, seconds)})
         rows[-1]["seconds_per_edit_in_run"] = rows[-1]["seconds_per_edit"]
-        images[name] = edited[:10].clamp(-1, 1)
+        images[name] = edited[:10].clamp(-1, 1)  # its first 10 edits: from edit first_edit on
         progress(f"edits {rows[-1]}")
     for row, run in zip(rows, (methods or METHODS).values()):
         if timing_edits > 0:
             t0 = time.perf_counter()
-            for i in range(min(timing_edits, row["edits"])):
+            for i in range(row["first_edit"], row["first_edit"] + min(timing_edits, row["edits"])):
                 run(editor, i)
             row["seconds_per_edit"] = (time.perf_counter() - t0) / min(timing_edits, row["edits"])
             progress(f"timed {row['method']}: {row['seconds_per_edit']:.2f}s per edit (in the run: {row['seconds_per_edit_in_run']:.2f}s)")
-    numbers = {"n": n, "steps": steps, "scale": SCALE, "rows": rows, "timing_edits": timing_edits, "families": edits.family[:10],
-               "source_text": edits.source_text[:10], "target_text": edits.target_text[:10],
+    numbers = {"n": n, "steps": steps, "scale": SCALE, "rows": rows, "timing_edits": timing_edits, "families": edits.family,
+               "source_text": edits.source_text, "target_text": edits.target_text,
                "seconds": round(time.perf_counter() - start, 1)}
     return numbers, images
