@@ -9,10 +9,6 @@ Each chunk is the same part (same name, same content) that ``python -m minidiff 
 """
 
 import argparse
-import time
-
-import torch
-
 from minidiff.core.checkpoint import load_text_unet
 from minidiff.course import benchmark
 from minidiff.course.experiments import RESULTS, Parts
@@ -26,16 +22,6 @@ args = parser.parse_args()
 model, schedule, _ = load_text_unet("base")
 editor = benchmark.Editor(model, schedule, benchmark.edit_set(args.n), benchmark.STEPS)
 parts = Parts(RESULTS / "parts" / "edits", exact_images=True)
-todo = []
-for name in args.methods:
-    span = benchmark.edit_range(name, args.n)
-    todo += [(name, lo, min(lo + benchmark.CHUNK, span.stop)) for lo in range(span.start, span.stop, benchmark.CHUNK)]
-for name, lo, hi in reversed(todo) if args.reverse else todo:
-    run = benchmark.METHODS[name]
-
-    def chunk(run=run, lo=lo, hi=hi):
-        t0 = time.perf_counter()
-        out = torch.cat([run(editor, i) for i in range(lo, hi)])
-        return {"seconds": time.perf_counter() - t0}, {"edited": out}
-
-    parts.get(f"{name} {lo}-{hi}", chunk)
+todo = [(name, *chunk) for name in args.methods for chunk in benchmark.chunks(name, args.n)]
+for name, key, lo, hi in reversed(todo) if args.reverse else todo:
+    parts.get(key, lambda: benchmark.run_chunk(editor, benchmark.METHODS[name], lo, hi))

@@ -13,7 +13,7 @@ import sys
 from .core.checkpoint import available_checkpoints
 from .course import experiments, recipes, sr_recipes
 
-RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "judge": recipes.train_judge, "clip": recipes.train_clip,
+RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn, "judge": recipes.train_judge, "clip": recipes.train_clip,
            **sr_recipes.SR_RECIPES}
 
 

@@ -278,7 +278,7 @@ def test_local_blend_keeps_the_source_outside_the_edited_words_region():
     maps = torch.full((2, 16, 6), 1 / 6)  # (branches, 4x4 queries, 6 tokens): uniform...
     maps[:, :, 2] = 0.0
     maps[:, 0, 2] = 1.0  # ...except token 2, which only the top-left query attends to
-    store.store = {0: [maps]}
+    store.store = {0: {4: [maps]}}  # step 0: one layer at 4x4
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     hook = local_blend(store, [[2], [2]], ts, start=0.0)
     out = hook(StepState(0, int(ts[0]), int(ts[1]), x, x, x, x))
@@ -287,6 +287,28 @@ def test_local_blend_keeps_the_source_outside_the_edited_words_region():
     torch.testing.assert_close(out[1, :, 4:, :], x[0, :, 4:, :])
     torch.testing.assert_close(out[1, :, :, 4:], x[0, :, :, 4:])
     assert torch.equal(out[0], x[0])
+
+
+def test_attention_store_averages_one_resolution_and_names_the_ones_it_saw():
+    from minidiff.core.attention import AttentionSite
+    from minidiff.methods.prompt_to_prompt import AttentionStore
+
+    ts = S.timesteps(4)
+    t = int(ts[0])
+    coarse = torch.rand(4, 2, 4, 5)  # [uncond; cond] x 2 branches, 2 heads, 2x2 queries, 5 tokens
+    fine = torch.rand(4, 2, 16, 5)  # the same at 4x4
+
+    def record(store):
+        store(coarse, AttentionSite("mid.attn.cross", "cross", 2, t, 2))
+        store(fine, AttentionSite("up.1.attn0.cross", "cross", 4, t, 2))
+        store(fine * 3, AttentionSite("up.1.attn1.cross", "cross", 4, t, 2))
+        return store
+
+    finest = record(AttentionStore(ts, branches=2)).maps()
+    torch.testing.assert_close(finest, (2 * fine[2:].mean(1)).reshape(2, 4, 4, 5))  # mean of the two 4x4 layers
+    torch.testing.assert_close(record(AttentionStore(ts, branches=2, resolution=2)).maps(), coarse[2:].mean(1).reshape(2, 2, 2, 5))
+    with pytest.raises(ValueError, match=r"no cross-attention at 8x8.*\[2, 4\]"):
+        record(AttentionStore(ts, branches=2, resolution=8)).maps()
 
 
 def test_direct_inversion_with_p2p_reconstructs_the_source_branch():

@@ -52,3 +52,74 @@ def test_augmented_condition_refuses_fractional_level_tensors():
 
     with pytest.raises(ValueError, match="integer steps"):
         augmented_condition(torch.zeros(2, 3, 8, 8), 32, torch.tensor([0.5, 10.0]), linear_schedule())
+
+
+def _tiny_text_unet(**unet):
+    from minidiff.core.text_encoder import TextConditionedUNet
+    from minidiff.core.unet import UNetConfig
+    from minidiff.course.recipes import text_encoder_config
+
+    torch.manual_seed(0)
+    text = text_encoder_config()
+    config = UNetConfig(image_size=32, channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, heads=2, context_dim=text.width, **unet)
+    return TextConditionedUNet(config, text, "v")
+
+
+def test_warm_start_keeps_the_pooled_model_when_its_pooled_term_is_the_average():
+    """The warm start folds the pooled path's average into the time embedding and adds attention blocks that start
+    as identities. So a source whose pooled term is the same for every caption is reproduced exactly."""
+    from minidiff.course.recipes import base_data, warm_start_from_pooled
+
+    source = _tiny_text_unet(attention_resolutions=(8,), pooled_context=True)
+    with torch.no_grad():
+        for p in source.unet.parameters():  # make every zero-initialised output layer do something
+            if p.abs().sum() == 0:
+                p.normal_(std=0.05)
+        source.unet.pool_proj.weight.zero_()
+        source.unet.pool_proj.bias.normal_()  # a constant pooled term
+    target = _tiny_text_unet(attention_resolutions=(16, 8), pooled_context=False)
+    new = warm_start_from_pooled(target, source, batches=1)
+    assert new and all(".attn" in k and k.startswith(("unet.down.2.", "unet.up.3.", "unet.up.4.")) for k in new)
+    batch = base_data(4)(0)
+    t = torch.tensor([10, 300, 600, 900])
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(target(x, t, batch["ids"], batch["mask"]), source(x, t, batch["ids"], batch["mask"]), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="lacks weights of the source"):
+        warm_start_from_pooled(_tiny_text_unet(attention_resolutions=(), pooled_context=False), source, batches=1)
+
+
+def test_word_lifts_are_one_without_preference_and_the_inverse_share_when_all_on_the_object():
+    from minidiff.course.recipes import word_lifts
+
+    share = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the object fills one cell of four
+    kinds = [["colour words", "other words"]]  # tokens 1 and 2 (0 is the start token)
+    probs = torch.full((1, 4, 3), 1 / 3)
+    assert word_lifts(probs, share, kinds) == pytest.approx({"colour words": 1.0, "other words": 1.0})
+    probs[0, :, 1] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the colour word only from the object's cell
+    assert word_lifts(probs, share, kinds)["colour words"] == pytest.approx(4.0)
+
+
+def test_attention_lift_of_the_base_model_and_its_refusal_of_two_object_scenes():
+    from minidiff.core.checkpoint import load_text_unet
+    from minidiff.course.recipes import WORD_KINDS, attention_lift
+    from minidiff.world.scenes import scenes
+
+    model, schedule, _ = load_text_unet("base")
+    pool = scenes("test", 500, 40)
+    mean, best = attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:8]], 500)
+    assert set(mean) == set(best) == set(WORD_KINDS)
+    assert all(0 < v < 20 for v in [*mean.values(), *best.values()]) and best["colour words"] >= mean["colour words"] - 1e-6
+    with pytest.raises(ValueError, match="one-object scenes"):
+        attention_lift(model, schedule, pool[(pool.count == 2).nonzero().flatten()[:2]], 500)
+
+
+def test_uniform_attention_spreads_each_query_over_the_keys_it_may_see():
+    from minidiff import AttentionSite, uniform_attention
+
+    probs = torch.tensor([[[[0.7, 0.3, 0.0], [0.1, 0.9, 0.0]]]])  # (B, heads, queries, keys); key 2 is padding
+    flat = uniform_attention({"cross"})(probs, AttentionSite("mid.attn.cross", "cross", 8, 0, 1))
+    torch.testing.assert_close(flat, torch.tensor([[[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]]]))
+    assert uniform_attention({"cross"})(probs, AttentionSite("mid.attn.self", "self", 8, 0, 1)) is probs
+    with pytest.raises(ValueError, match="'self' and/or 'cross'"):
+        uniform_attention({"crosss"})

@@ -118,3 +118,19 @@ def attach_controller(
     finally:
         for n, m in chosen.items():
             m.controller = before[n]
+
+
+def uniform_attention(kinds: frozenset[str] | set[str] = frozenset({"cross"})) -> Controller:
+    """A controller that makes the attention of the given kinds uniform: every query attends equally to every key
+    it may attend to (padding stays masked). An ablation: what does the model draw when no pixel prefers any word?"""
+    unknown = set(kinds) - {"self", "cross"}
+    if unknown:
+        raise ValueError(f"kinds must be 'self' and/or 'cross', got {sorted(unknown)}")
+
+    def controller(probs: Tensor, site: AttentionSite) -> Tensor:
+        if site.kind not in kinds:
+            return probs
+        allowed = (probs > 0).to(probs.dtype)
+        return allowed / allowed.sum(-1, keepdim=True)
+
+    return controller

@@ -231,6 +231,19 @@ CHUNK = 10
 TIMING_EDITS = 2
 
 
+def chunks(name: str, n: int, subset: Optional[dict] = None) -> list[tuple[str, int, int]]:
+    """The resumable parts of method ``name``: ``(part key, first edit, end)`` for each ``CHUNK`` of its edits."""
+    span = edit_range(name, n, subset)
+    return [(f"{name} {lo}-{min(lo + CHUNK, span.stop)}", lo, min(lo + CHUNK, span.stop)) for lo in range(span.start, span.stop, CHUNK)]
+
+
+def run_chunk(editor: "Editor", run: Callable[["Editor", int], Tensor], lo: int, hi: int) -> tuple[dict, dict[str, Tensor]]:
+    """One part: method ``run`` on edits ``lo .. hi - 1``, timed; what ``Parts.get`` keeps."""
+    t0 = time.perf_counter()
+    out = torch.cat([run(editor, i) for i in range(lo, hi)])
+    return {"seconds": time.perf_counter() - t0}, {"edited": out}
+
+
 def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps: int = STEPS,
                    methods: Optional[dict] = None, subset: Optional[dict] = None, parts=None,
                    progress: Callable[[str], None] = print, timing_edits: int = TIMING_EDITS) -> tuple[dict, dict[str, Tensor]]:
@@ -247,14 +260,7 @@ def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps:
     rows, images = [], {"source": edits.source.images}  # every source; each method keeps its first 10 edits
     for name, run in (methods or METHODS).items():
         span = edit_range(name, n, subset)
-
-        def chunk(lo: int, hi: int):
-            t0 = time.perf_counter()
-            out = torch.cat([run(editor, i) for i in range(lo, hi)])
-            return {"seconds": time.perf_counter() - t0}, {"edited": out}
-
-        pieces = [parts.get(f"{name} {lo}-{min(lo + CHUNK, span.stop)}", lambda lo=lo: chunk(lo, min(lo + CHUNK, span.stop)))
-                  for lo in range(span.start, span.stop, CHUNK)]
+        pieces = [parts.get(key, lambda run=run, lo=lo, hi=hi: run_chunk(editor, run, lo, hi)) for key, lo, hi in chunks(name, n, subset)]
         edited = torch.cat([p[1]["edited"] for p in pieces])
         seconds = sum(p[0]["seconds"] for p in pieces)
         rows.append({"method": name, "first_edit": span.start, **score(edited, edits, list(span), judge, real, seconds)})

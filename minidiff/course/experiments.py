@@ -509,7 +509,7 @@ def edits_sweep(model, schedule: Schedule, judge: Judge, progress: Callable[[str
 DCLIP_TRAIN, DCLIP_TEST, DCLIP_ITERATIONS = 16, 32, 12
 
 
-def _clip_prefers(clip, images: Tensor, shown: Scenes, colour: str) -> Tensor:
+def clip_prefers(clip, images: Tensor, shown: Scenes, colour: str) -> Tensor:
     """(B,) bool: CLIP finds each image closer to its caption with the object in ``colour`` than with its own colour."""
     tok = Tokenizer()
     own = tok([caption(shown, i) for i in range(len(shown))])
@@ -570,8 +570,8 @@ def diffusion_clip_sweep(model, schedule: Schedule, judge: Judge, progress: Call
                "judge_blue": float((read["colour"] == COLOURS.index("blue")).float().mean()),
                "judge_blue_untuned": float((read_before["colour"] == COLOURS.index("blue")).float().mean()),
                "judge_colours": {c: float((read["colour"] == k).float().mean()) for k, c in enumerate(COLOURS)},
-               "clip_blue": float(_clip_prefers(clip, edited.clamp(-1, 1), test_set, "blue").float().mean()),
-               "clip_blue_untuned": float(_clip_prefers(clip, untuned.clamp(-1, 1), test_set, "blue").float().mean()),
+               "clip_blue": float(clip_prefers(clip, edited.clamp(-1, 1), test_set, "blue").float().mean()),
+               "clip_blue_untuned": float(clip_prefers(clip, untuned.clamp(-1, 1), test_set, "blue").float().mean()),
                "kept": {f: kept[f] for f in ("shape", "size", "position", "tone", "pattern")},
                "psnr_to_source": float(psnr(edited.clamp(-1, 1), test_set.images).mean())}
     progress(f"diffusion_clip: {numbers}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ..core.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ..core.checkpoint import load_checkpoint, load_weights, round_to_half, save_checkpoint
 from ..core.denoisers import with_inputs
 from ..core.sampling import sample_ddim, sample_ddpm
 from ..core.schedule import linear_schedule
@@ -26,7 +26,7 @@ from ..world.captions import Tokenizer, caption, captions
 from ..world.clip import SmallCLIP
 from ..world.judge import HEADS, Degradation, Judge, agreement, degrade, gaussian_blur, targets, world_fd
 from ..world.metrics import sliced_wasserstein
-from ..world.scenes import scenes
+from ..world.scenes import Scenes, scenes
 from ..world.toy import ToyMLP, ring_mixture
 from .train import TrainConfig, train
 
@@ -164,7 +164,26 @@ def train_base(out: str, export: str | None = None, steps: int | None = None, pr
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
+    about = f"""The text-conditioned base model of the world: a `CLIPTextModel` (2 layers, width 64) and a UNet
+({BASE_UNET.channels} channels, levels {list(BASE_UNET.channel_mults)}, cross-attention at 8x8, pooled caption added to the time
+embedding), trained together from scratch on 32 px scenes with {CAPTION_DROPOUT:.0%} of captions dropped to the
+empty caption, so classifier-free guidance works. {{parameters}} M parameters,
+v-prediction (Salimans & Ho 2022), linear schedule with T = 1000. Use `model.denoiser(...)`, which returns eps.
+An earlier eps-prediction run was abandoned at 2,250 steps: its DDIM samples from pure noise saturated to black or
+white, because x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) multiplies the eps error by up to 140 at t = 999.
+"""
+    export_text_unet(result, config, BASE_UNET, export, "base", about, "python -m minidiff train base --out runs/base --export minidiff/checkpoints/base")
+
+
+def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str, name: str, about: str, command: str,
+                     half: bool = False, extra: str = "", metrics: dict | None = None) -> None:
+    """Evaluate a trained text-conditioned model (guidance sweep, then the recommended scale on ``BASE_EVAL_SIZE``
+    samples) and write it with its model card: ``about`` opens the card ({parameters} is filled in), ``extra`` ends it,
+    ``metrics`` are stored in the config beside the judge's. half: store float16 weights; the model is rounded first,
+    so the card's numbers are those of the file."""
     model = result.ema.eval()
+    if half:
+        round_to_half(model)
     judge = load_judge()
     sweep = {s: evaluate_base(model, judge, n=BASE_SWEEP_SIZE, scale=s, steps=BASE_SWEEP_STEPS) for s in BASE_SWEEP_SCALES}
     for s_, m in sweep.items():
@@ -174,18 +193,9 @@ def train_base(out: str, export: str | None = None, steps: int | None = None, pr
     print(f"recommended scale {best}: {main}", flush=True)
     families = ("count", "shape", "colour", "size", "position", "tone", "pattern")
     sweep_rows = "\n".join(f"| {s_} | " + " | ".join(f"{100 * m[f]:.1f}%" for f in families) + f" | {m['world_fd']:.2f} |" for s_, m in sweep.items())
-    card = f"""# base
-
-The text-conditioned base model of the world: a `CLIPTextModel` (2 layers, width 64) and a UNet
-({BASE_UNET.channels} channels, levels {list(BASE_UNET.channel_mults)}, cross-attention at 8x8, pooled caption added to the time
-embedding), trained together from scratch on 32 px scenes with {CAPTION_DROPOUT:.0%} of captions dropped to the
-empty caption, so classifier-free guidance works. {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters,
-v-prediction (Salimans & Ho 2022), linear schedule with T = 1000. Use `model.denoiser(...)`, which returns eps.
-An earlier eps-prediction run was abandoned at 2,250 steps: its DDIM samples from pure noise saturated to black or
-white, because x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) multiplies the eps error by up to 140 at t = 999.
-
+    card = f"# {name}\n\n" + about.format(parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}") + f"""
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr} (warm-up {config.warmup}, linear cool-down to 0 over the last {config.cooldown}), EMA {config.ema_decay}, bfloat16 autocast
-- Command: `python -m minidiff train base --out runs/base --export minidiff/checkpoints/base`
+- Command: `{command}`
 - Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
 - Recommended guidance scale: {best} (the scale whose worst attribute family is best, below)
 
@@ -201,15 +211,139 @@ Guidance sweep, {BASE_SWEEP_SIZE} samples each, DDIM {BASE_SWEEP_STEPS} steps (w
 
 | scale | """ + " | ".join(families) + """ | world-FD |
 |---|---|---|---|---|---|---|---|---|
-""" + sweep_rows + f"\n| floor ({BASE_SWEEP_SIZE} real vs {BASE_SWEEP_SIZE} real) | | | | | | | | {sweep[best]['world_fd_floor']:.2f} |" + "\n"
+""" + sweep_rows + f"\n| floor ({BASE_SWEEP_SIZE} real vs {BASE_SWEEP_SIZE} real) | | | | | | | | {sweep[best]['world_fd_floor']:.2f} |\n" + extra
     save_checkpoint(
         export, model,
-        {"kind": "text_unet", "unet": BASE_UNET.to_dict(), "text_encoder": model.text.config.to_dict(), "prediction": model.prediction,
-         "schedule": {"kind": "linear", "T": 1000}, "guidance_scale": best, "metrics": main, "sweep": {str(k): v for k, v in sweep.items()}},
-        card,
+        {"kind": "text_unet", "unet": unet.to_dict(), "text_encoder": model.text.config.to_dict(), "prediction": model.prediction,
+         "schedule": {"kind": "linear", "T": 1000}, "guidance_scale": best, "metrics": {**main, **(metrics or {})},
+         "sweep": {str(k): v for k, v in sweep.items()}},
+        card, half=half,
     )
     print(f"exported to {Path(export).resolve()}")
 
+
+# -- its successor: text through cross-attention only -----------------------------------------------
+
+#: the base model without the pooled path, with cross-attention at 16x16 as well as 8x8: the words reach the
+#: pixels only through attention, as in Stable Diffusion, so the attention-editing methods (chapter 7) have
+#: maps to work with. Chapter 7 measured that the pooled base model leaves its attention idle.
+BASE_XATTN_UNET = UNetConfig(**{**BASE_UNET.to_dict(), "attention_resolutions": (16, 8), "pooled_context": False})
+#: warm-started from the shipped base model (7,000 steps), so its drawing is kept and only the text route is relearned;
+#: 1,200 steps is what fitted one working session on 2 CPU cores (about 4 s per step there)
+BASE_XATTN_TRAIN = TrainConfig(steps=1200, batch_size=64, lr=5e-4, warmup=200, cooldown=300, ema_decay=0.999, checkpoint_every=100,
+                               mixed_precision=True, prediction="v")
+
+
+def make_base_xattn_model():
+    from ..core.text_encoder import TextConditionedUNet
+
+    return TextConditionedUNet(BASE_XATTN_UNET, text_encoder_config(), BASE_XATTN_TRAIN.prediction)
+
+
+@torch.no_grad()
+def warm_start_from_pooled(model, source, batches: int = 16, seed: int = 0) -> list[str]:
+    """Copy every weight of the pooled base model ``source`` into ``model`` (which has no pooled path and more
+    attention blocks); returns the names of the new weights, which keep their initialisation (the new attention
+    blocks' output projections start at zero, so each begins as the identity).
+
+    The pooled path added ``pool_proj(mean token embedding)`` to the time embedding. Dropping it would move every
+    embedding the copied layers see; so its mean over training captions is folded into the time MLP's last bias,
+    and the network starts from "the pooled model, told the average caption".
+    """
+    own = model.state_dict()
+    theirs = {k: v for k, v in source.state_dict().items() if not k.startswith("unet.pool_proj.")}
+    missing = sorted(set(theirs) - set(own))
+    if missing:
+        raise ValueError(f"the new model lacks weights of the source model: {missing[:5]}")
+    for k, v in theirs.items():
+        if own[k].shape != v.shape:
+            raise ValueError(f"{k}: shape {tuple(v.shape)} in the source, {tuple(own[k].shape)} in the new model")
+        own[k].copy_(v)
+    data = base_data(64, seed)
+    pooled = []
+    for step in range(batches):
+        b = data(step)
+        ctx, w = source.encode(b["ids"], b["mask"]), b["mask"].to(torch.float32)[..., None]
+        pooled.append(source.unet.pool_proj((ctx * w).sum(1) / w.sum(1).clamp(min=1)))
+    model.unet.time_mlp[2].bias.add_(torch.cat(pooled).mean(0))
+    return sorted(set(own) - set(theirs))
+
+
+def train_base_xattn(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+    """``python -m minidiff train base-xattn``: warm start from ``base``, then train with text through cross-attention only."""
+    from ..core.checkpoint import load_text_unet
+
+    config = BASE_XATTN_TRAIN if steps is None else TrainConfig(**{**BASE_XATTN_TRAIN.__dict__, "steps": steps})
+    torch.manual_seed(config.seed)
+    model = make_base_xattn_model()
+    source, _, _ = load_text_unet("base")
+    new = warm_start_from_pooled(model, source)
+    print(f"base-xattn: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; warm start from base, "
+          f"{len(new)} new tensors ({', '.join(sorted({k.rsplit('.attn', 1)[0] for k in new}))})", flush=True)
+    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=25)
+    print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
+    if export is None:
+        return
+    result.ema.eval()
+    round_to_half(result.ema)  # what ships, so the gates below measure the file
+    report, gates = attention_report(result.ema, linear_schedule(), load_judge())
+    print(report, flush=True)
+    about = f"""The base model's successor, for the attention-editing chapters: the same UNet and text encoder as `base`, but the
+caption reaches the UNet **only through cross-attention** (no pooled path), at 16x16 as well as 8x8, as in Stable Diffusion.
+{{parameters}} M parameters, v-prediction, linear schedule with T = 1000, float16 weights. Use `model.denoiser(...)`.
+Warm-started from `base` (its 7,000 steps; see its card): every weight copied, the pooled path's mean over training
+captions folded into the time embedding's bias, the new attention blocks starting as identities; then trained with
+the base recipe's data (10% empty captions).
+"""
+    export_text_unet(result, config, BASE_XATTN_UNET, export, "base-xattn", about,
+                     "python -m minidiff train base-xattn --out runs/base-xattn --export minidiff/checkpoints/base-xattn",
+                     half=True, extra=report, metrics=gates)
+
+
+ATTENTION_LIFT_STEPS = (100, 500, 900)
+ATTENTION_PROBE = 64
+
+
+@torch.no_grad()
+def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, steps: int = 25) -> tuple[str, dict[str, float]]:
+    """Does the model's text go through its attention maps? Chapter 7's two measures, on ``n`` held-out one-object scenes:
+    the lift of each kind of word (``attention_lift``) at ``ATTENTION_LIFT_STEPS``, and the judge's agreement with
+    ``n`` held-out captions sampled normally and with cross-attention made uniform (an ablation that must hurt if the
+    words act through the maps). Returns a Markdown section and its numbers."""
+    from ..core.attention import attach_controller, uniform_attention
+
+    pool = scenes("test", 500, 4 * n)
+    held = pool[(pool.count == 1).nonzero().flatten()[:n]]
+    rows, numbers = [], {}
+    for t in ATTENTION_LIFT_STEPS:
+        mean, best = attention_lift(model, schedule, held, t, seed=t)
+        rows.append(f"| {t} | " + " | ".join(f"{mean[k]:.2f}" for k in WORD_KINDS) + " | " + " / ".join(f"{best[k]:.2f}" for k in WORD_KINDS) + " |")
+        numbers.update({f"lift_{k.split()[0]}_t{t}": mean[k] for k in WORD_KINDS})
+    probe = scenes("test", 900, n)
+    prompts = [caption(probe, i) for i in range(n)]
+    normal = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
+    with attach_controller(model.unet, uniform_attention({"cross"})):
+        flat = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
+    checked = ("count", "shape", "colour", "size", "position", "tone", "pattern")
+    numbers.update({f"attention_probe_{f}": normal[f] for f in checked} | {f"uniform_cross_{f}": flat[f] for f in checked})
+    report = f"""
+## Does the text go through the attention maps? (`minidiff.course.recipes.attention_report`)
+
+Lift of each kind of word's cross-attention on the object ({n} held-out one-object scenes noised to t; 1 = no
+preference; maps averaged over heads and the finest layers, as Prompt-to-Prompt uses them; then the single most
+object-focused head and layer):
+
+| t | colour words | shape words | other words | most object-focused head (colour / shape / other) |
+|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Judge agreement with {n} held-out captions (guidance 3.0, DDIM {steps} steps), normally and with cross-attention made uniform:
+
+| | """ + " | ".join(checked) + """ |
+|---|---|---|---|---|---|---|---|
+| normal | """ + " | ".join(f"{100 * normal[f]:.0f}%" for f in checked) + """ |
+| cross-attention uniform | """ + " | ".join(f"{100 * flat[f]:.0f}%" for f in checked) + " |\n"
+    return report, numbers
 
 BASE_SWEEP_SCALES = (1.0, 3.0, 5.0)
 BASE_SWEEP_SIZE = 128
@@ -245,6 +379,60 @@ def evaluate_base(model, judge: Judge, n: int = BASE_EVAL_SIZE, scale: float = 3
     result["world_fd"] = world_fd(judge, samples, real_a.images)
     result["world_fd_floor"] = world_fd(judge, real_b.images, real_a.images)
     return result
+
+
+WORD_KINDS = ("colour words", "shape words", "other words")
+
+
+@torch.no_grad()
+def attention_lift(model, schedule, held: "Scenes", t: int, seed: int = 0) -> tuple[dict[str, float], dict[str, float]]:
+    """Do the cross-attention maps follow the words? Noise one-object scenes ``held`` to level ``t``, run the network
+    once on their own captions, and measure for each word how much of its attention lands on the object, relative to
+    the object's share of the feature map: the **lift** (1: no preference; above 1 the word looks at the object).
+
+    Returns the mean lift per kind of word (colour, shape, other) of the maps averaged over heads and over the layers
+    at the finest cross-attention resolution (what Prompt-to-Prompt copies and LocalBlend thresholds), and the same
+    for the single head and layer whose colour words look at the object most.
+    """
+    from ..core.attention import attach_controller
+    from ..world.scenes import COLOURS, SHAPES
+
+    if bool((held.count != 1).any()):
+        raise ValueError("attention_lift needs one-object scenes (count == 1): the lift is measured against that object's mask")
+    tokenizer = Tokenizer()
+    texts = [caption(held, i) for i in range(len(held))]
+    ids, mask = tokenizer(texts)
+    kinds = [["colour words" if w in COLOURS else "shape words" if w in SHAPES else "other words" for w in tokenizer.words(x)] for x in texts]
+    seen: list[tuple[int, torch.Tensor]] = []
+
+    def record(probs, site):
+        if site.kind == "cross":
+            seen.append((site.resolution, probs.float()))
+        return probs
+
+    noise = torch.randn(held.images.shape, generator=torch.Generator().manual_seed(seed))
+    with attach_controller(model.unet, record):
+        model.unet(schedule.q_sample(held.images, t, noise), torch.full((len(held),), t), context=model.encode(ids, mask), context_mask=mask)
+
+    def lifts(probs: torch.Tensor, res: int) -> dict[str, float]:
+        return word_lifts(probs, F.adaptive_avg_pool2d(held.masks[:, :1].float(), res).flatten(1), kinds)
+
+    finest = max(r for r, _ in seen)
+    mean = lifts(torch.stack([p.mean(1) for r, p in seen if r == finest]).mean(0), finest)
+    per_head = [lifts(p[:, h], r) for r, p in seen for h in range(p.shape[1])]
+    return mean, max(per_head, key=lambda m: m["colour words"])
+
+
+def word_lifts(probs: torch.Tensor, share: torch.Tensor, kinds: list[list[str]]) -> dict[str, float]:
+    """Mean lift per kind of word. probs (scenes, queries, tokens): attention of each map cell to each token; share
+    (scenes, queries): the object's share of each cell; kinds[i][k - 1]: the kind of token k of scene i (0 is the start
+    token). A word's lift is the share-weighted mass of its column over its total mass, divided by the mean share."""
+    out: dict[str, list[float]] = {k: [] for k in WORD_KINDS}
+    for i, words in enumerate(kinds):
+        for k, kind in enumerate(words, start=1):
+            column = probs[i, :, k]
+            out[kind].append(float((column * share[i]).sum() / column.sum() / share[i].mean()))
+    return {k: sum(v) / len(v) for k, v in out.items() if v}
 
 
 # -- the judge ------------------------------------------------------------------------------------

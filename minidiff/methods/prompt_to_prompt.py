@@ -69,18 +69,23 @@ class AttentionStore:
     """Records the conditional branch's cross-attention maps, averaged over heads, per step.
 
     After sampling, ``maps(steps)`` gives (branches, res, res, L): the mean over
-    the chosen steps and over layers. Changes nothing.
+    the chosen steps and over the layers at one resolution ``res``. Changes nothing.
+
+    resolution: the side of the feature maps to keep (the official code averages Stable Diffusion's
+    16x16 layers); None keeps the finest resolution at which the model cross-attends.
     """
 
-    def __init__(self, timesteps: Sequence[int] | Tensor, branches: int) -> None:
+    def __init__(self, timesteps: Sequence[int] | Tensor, branches: int, resolution: Optional[int] = None) -> None:
         self.step = StepIndex(timesteps)
         self.branches = branches
-        self.store: dict[int, list[Tensor]] = {}
+        self.resolution = resolution
+        self.store: dict[int, dict[int, list[Tensor]]] = {}  # step -> resolution -> maps of its layers
 
     def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
         if site.kind == "cross":
             _, cond = _halves(probs, self.branches)
-            self.store.setdefault(self.step(site.t), []).append(cond.mean(1).detach())  # (branches, N, L)
+            by_res = self.store.setdefault(self.step(site.t), {})
+            by_res.setdefault(site.resolution, []).append(cond.mean(1).detach())  # (branches, N, L)
         return probs
 
     def maps(self, steps: Optional[Sequence[int]] = None) -> Tensor:
@@ -88,10 +93,12 @@ class AttentionStore:
         chosen = sorted(self.store) if steps is None else list(steps)
         if not chosen:
             raise ValueError("no cross-attention was recorded: attach the store and sample first")
-        per_step = [torch.stack(self.store[i]).mean(0) for i in chosen]  # each (branches, N, L)
-        m = torch.stack(per_step).mean(0)
-        res = int(round(m.shape[1] ** 0.5))
-        return m.reshape(self.branches, res, res, -1)
+        seen = sorted({r for i in chosen for r in self.store[i]})
+        res = max(seen) if self.resolution is None else self.resolution
+        if res not in seen:
+            raise ValueError(f"no cross-attention at {res}x{res} was recorded; this model cross-attends at {seen}")
+        per_step = [torch.stack(self.store[i][res]).mean(0) for i in chosen]  # each (branches, N, L)
+        return torch.stack(per_step).mean(0).reshape(self.branches, res, res, -1)
 
 
 def token_alignment(source_ids: Tensor, target_ids: Tensor) -> tuple[Tensor, Tensor]:
