@@ -123,3 +123,15 @@ def test_uniform_attention_spreads_each_query_over_the_keys_it_may_see():
     assert uniform_attention({"cross"})(probs, AttentionSite("mid.attn.self", "self", 8, 0, 1)) is probs
     with pytest.raises(ValueError, match="'self' and/or 'cross'"):
         uniform_attention({"crosss"})
+
+
+def test_attention_report_measures_lift_and_the_uniform_attention_ablation():
+    from minidiff.core.checkpoint import load_text_unet
+    from minidiff.course.recipes import ATTENTION_LIFT_STEPS, attention_report, load_judge
+
+    model, schedule, _ = load_text_unet("base")
+    report, numbers = attention_report(model, schedule, load_judge(), n=4, steps=3)
+    assert all(f"| {t} |" in report for t in ATTENTION_LIFT_STEPS) and "cross-attention uniform" in report
+    assert {f"lift_colour_t{t}" for t in ATTENTION_LIFT_STEPS} <= set(numbers)
+    for f in ("count", "shape", "colour", "size", "position", "tone", "pattern"):
+        assert 0 <= numbers[f"uniform_cross_{f}"] <= 1 and 0 <= numbers[f"attention_probe_{f}"] <= 1
