@@ -1,4 +1,4 @@
-"""Command line: ``python -m minidiff train RECIPE --out FOLDER [--export FOLDER] [--steps N]``, ``results NAME``.
+"""Command line: ``python -m minidiff train RECIPE --out FOLDER [--export FOLDER] [--steps N] [--device cuda]``, ``results NAME``.
 
 Training prints progress, checkpoints to ``--out`` as it goes, and resumes
 from there when run again. ``python -m minidiff list`` shows the shipped
@@ -12,6 +12,7 @@ import sys
 
 from .core.checkpoint import available_checkpoints
 from .course import experiments, recipes, sr_recipes
+from .course.train import training_device
 
 RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn, "judge": recipes.train_judge, "clip": recipes.train_clip,
            **sr_recipes.SR_RECIPES}
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--export", help="write a shipped checkpoint (weights, config, model card) here when done")
     t.add_argument("--steps", type=int, help="override the recipe's number of steps")
     t.add_argument("--progress", action="store_true", help="show a progress bar instead of log lines")
+    t.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N or mps; a run resumes on the device it began on")
     r = sub.add_parser("results", help="compute a chapter's measured sweep into results/NAME.json")
     r.add_argument("name", choices=sorted(experiments.SWEEPS))
     sub.add_parser("list", help="list the shipped checkpoints")
@@ -36,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "results":
         experiments.run_sweep(args.name)
         return 0
-    RECIPES[args.recipe](args.out, export=args.export, steps=args.steps, progress=args.progress)
+    try:
+        device = training_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    RECIPES[args.recipe](args.out, export=args.export, steps=args.steps, progress=args.progress, device=str(device))
     return 0
 
 

@@ -135,3 +135,13 @@ def test_attention_report_measures_lift_and_the_uniform_attention_ablation():
     assert {f"lift_colour_t{t}" for t in ATTENTION_LIFT_STEPS} <= set(numbers)
     for f in ("count", "shape", "colour", "size", "position", "tone", "pattern"):
         assert 0 <= numbers[f"uniform_cross_{f}"] <= 1 and 0 <= numbers[f"attention_probe_{f}"] <= 1
+
+
+def test_word_distances_are_zero_for_a_word_swapped_with_itself_and_refuse_a_missing_word():
+    from minidiff.course.recipes import load_clip, word_distances
+
+    encode = load_clip().text
+    d = word_distances(encode, (("red", "red"), ("circle", "square")))
+    assert d["red/red"] == 0 and d["circle/square"] > 1
+    with pytest.raises(ValueError, match="has no word 'purple' to swap"):
+        word_distances(encode, (("purple", "red"),))

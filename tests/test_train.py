@@ -75,3 +75,23 @@ def test_a_run_may_get_a_cooldown_or_more_steps_until_its_cooldown_begins(tmp_pa
     # shortening it now would change steps already taken (the cool-down began at step 5)
     with pytest.raises(ValueError, match="cool-down has begun"):
         train(fresh_net(), data, S, TrainConfig(steps=12, batch_size=8, warmup=1, checkpoint_every=2, cooldown=5), tmp_path, progress=False)
+
+
+def test_the_command_line_trains_on_the_device_it_is_given_and_refuses_one_it_lacks(tmp_path, capsys):
+    from minidiff.__main__ import main
+    from minidiff.course.train import hardware, training_device
+
+    assert main(["train", "toy2d", "--out", str(tmp_path), "--steps", "2", "--device", "cpu"]) == 0
+    assert torch.load(tmp_path / "train_state.pt", weights_only=True)["step"] == 2
+    assert hardware(torch.device("cpu")).endswith("CPU")
+    with pytest.raises(SystemExit):
+        main(["train", "toy2d", "--out", str(tmp_path), "--device", "tpu"])
+    assert "unknown device 'tpu': use cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)
+    assert state["device"] == "cpu"
+    torch.save({**state, "device": "cuda"}, tmp_path / "train_state.pt")  # as if begun on a GPU
+    with pytest.raises(ValueError, match="was trained on cuda, and a run resumes on the device it began on: pass --device cuda"):
+        main(["train", "toy2d", "--out", str(tmp_path), "--steps", "4"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda' is not available on this machine \(available: cpu"):
+            training_device("cuda")

@@ -9,7 +9,6 @@ a shipped checkpoint (weights, config, model card with measured numbers):
 
 from __future__ import annotations
 
-import platform
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,17 +69,17 @@ def evaluate_toy2d(net: ToyMLP, n: int = 4000, seed: int = 1) -> dict[str, float
     }
 
 
-def train_toy2d(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+def train_toy2d(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     config = TOY2D_CONFIG if steps is None else TrainConfig(**{**TOY2D_CONFIG.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     net = ToyMLP()
     schedule = linear_schedule()
-    result = train(net, toy2d_data(config.batch_size, config.seed), schedule, config, out, progress=progress)
+    result = train(net, toy2d_data(config.batch_size, config.seed), schedule, config, out, progress=progress, device=device)
     print(f"trained {result.step} steps in {result.seconds:.1f}s; final loss {sum(result.losses[-100:]) / 100:.4f}")
     if export is None:
         return
     t0 = time.perf_counter()
-    metrics = evaluate_toy2d(result.ema)
+    metrics = evaluate_toy2d(result.ema.cpu())
     print("evaluation:", {k: round(v, 4) for k, v in metrics.items()}, f"({time.perf_counter() - t0:.1f}s)")
     card = f"""# toy2d-mlp
 
@@ -93,7 +92,7 @@ and classifier-free guidance works.
 - Schedule: linear, T = 1000 (Ho et al. 2020)
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
 - Command: `python -m minidiff train toy2d --out runs/toy2d --export minidiff/checkpoints/toy2d-mlp`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 - Final training loss (mean of last 100 steps): {sum(result.losses[-100:]) / 100:.4f}
 
 ## Measured (`minidiff.course.recipes.evaluate_toy2d`, 4000 DDPM samples, 1000 steps)
@@ -155,12 +154,12 @@ def make_base_model():
     return TextConditionedUNet(BASE_UNET, text_encoder_config(), BASE_TRAIN.prediction)
 
 
-def train_base(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+def train_base(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     config = BASE_TRAIN if steps is None else TrainConfig(**{**BASE_TRAIN.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     model = make_base_model()
     print(f"base model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
-    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=50)
+    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=50, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
@@ -181,7 +180,7 @@ def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str,
     samples) and write it with its model card: ``about`` opens the card ({parameters} is filled in), ``extra`` ends it,
     ``metrics`` are stored in the config beside the judge's. half: store float16 weights; the model is rounded first,
     so the card's numbers are those of the file."""
-    model = result.ema.eval()
+    model = result.ema.cpu().eval()
     if half:
         round_to_half(model)
     judge = load_judge()
@@ -196,7 +195,7 @@ def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str,
     card = f"# {name}\n\n" + about.format(parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}") + f"""
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr} (warm-up {config.warmup}, linear cool-down to 0 over the last {config.cooldown}), EMA {config.ema_decay}, bfloat16 autocast
 - Command: `{command}`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 - Recommended guidance scale: {best} (the scale whose worst attribute family is best, below)
 
 ## Measured (`minidiff.course.recipes.evaluate_base`, DDIM 50 steps, prompts = captions of held-out scenes)
@@ -234,6 +233,28 @@ BASE_XATTN_TRAIN = TrainConfig(steps=1200, batch_size=64, lr=5e-4, warmup=200, c
                                mixed_precision=True, prediction="v")
 
 
+#: caption pairs that differ in one word, for ``word_distances``
+WORD_PAIRS = (("circle", "square"), ("circle", "triangle"), ("red", "blue"), ("large", "small"))
+WORD_TEMPLATE = "a large red circle in the centre , light plain background"
+
+
+@torch.no_grad()
+def word_distances(encode, pairs=WORD_PAIRS, template: str = WORD_TEMPLATE) -> dict[str, float]:
+    """How far a text encoder moves the caption's token states (B, L, width) when one word is swapped:
+    ``{"circle/square": ||encode(template) - encode(template with circle -> square)||, ...}`` (the norm over all
+    positions). A pair the encoder maps close together is one the UNet cannot tell apart."""
+    tokenizer = Tokenizer()
+    out = {}
+    for a, b in pairs:
+        if f" {a} " not in f" {template} ":
+            raise ValueError(f"the template {template!r} has no word {a!r} to swap")
+        swapped = f" {template} ".replace(f" {a} ", f" {b} ", 1).strip()
+        ids, mask = tokenizer([template, swapped])
+        states = encode(ids, mask)
+        out[f"{a}/{b}"] = float((states[0] - states[1]).norm())
+    return out
+
+
 def make_base_xattn_model():
     from ..core.text_encoder import TextConditionedUNet
 
@@ -269,7 +290,7 @@ def warm_start_from_pooled(model, source, batches: int = 16, seed: int = 0) -> l
     return sorted(set(own) - set(theirs))
 
 
-def train_base_xattn(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+def train_base_xattn(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     """``python -m minidiff train base-xattn``: warm start from ``base``, then train with text through cross-attention only."""
     from ..core.checkpoint import load_text_unet
 
@@ -280,12 +301,11 @@ def train_base_xattn(out: str, export: str | None = None, steps: int | None = No
     new = warm_start_from_pooled(model, source)
     print(f"base-xattn: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; warm start from base, "
           f"{len(new)} new tensors ({', '.join(sorted({k.rsplit('.attn', 1)[0] for k in new}))})", flush=True)
-    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=25)
+    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=25, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
-    result.ema.eval()
-    round_to_half(result.ema)  # what ships, so the gates below measure the file
+    round_to_half(result.ema.cpu().eval())  # what ships, so the gates below measure the file
     report, gates = attention_report(result.ema, linear_schedule(), load_judge())
     print(report, flush=True)
     about = f"""The base model's successor, for the attention-editing chapters: the same UNet and text encoder as `base`, but the
@@ -480,15 +500,15 @@ def _table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def train_judge(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+def train_judge(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     config = JUDGE_TRAIN if steps is None else TrainConfig(**{**JUDGE_TRAIN.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     judge = Judge()
-    result = train(judge, judge_data(config.batch_size), linear_schedule(), config, out, loss_fn=judge_loss, progress=progress)
+    result = train(judge, judge_data(config.batch_size), linear_schedule(), config, out, loss_fn=judge_loss, progress=progress, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
-    results = evaluate_judge(result.ema.eval())
+    results = evaluate_judge(result.ema.cpu().eval())
     print(_table(results))
     card = f"""# judge
 
@@ -500,7 +520,7 @@ and pattern. Trained on real scenes only, with random degradations (noise, blur,
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
 - Command: `python -m minidiff train judge --out runs/judge --export minidiff/checkpoints/judge`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 
 ## Measured: agreement with the true attributes, {JUDGE_TEST_SIZE} held-out scenes (`evaluate_judge`)
 
@@ -567,15 +587,15 @@ def evaluate_clip(clip: SmallCLIP, n: int = 1000) -> dict[str, float]:
     return result
 
 
-def train_clip(out: str, export: str | None = None, steps: int | None = None, progress: bool = False) -> None:
+def train_clip(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     config = CLIP_TRAIN if steps is None else TrainConfig(**{**CLIP_TRAIN.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     clip = SmallCLIP(text_encoder_config())
-    result = train(clip, clip_data(config.batch_size, config.seed), linear_schedule(), config, out, loss_fn=clip_loss, progress=progress)
+    result = train(clip, clip_data(config.batch_size, config.seed), linear_schedule(), config, out, loss_fn=clip_loss, progress=progress, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
-    metrics = evaluate_clip(result.ema.eval())
+    metrics = evaluate_clip(result.ema.cpu().eval())
     print(metrics)
     rows = "\n".join(f"| {k} | {v:.1%} |" for k, v in metrics.items() if "distinct" not in k)
     card = f"""# clip
@@ -588,7 +608,7 @@ Separate from the judge: DiffusionCLIP and Pix2Pix-Zero use it as their loss; th
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
 - Command: `python -m minidiff train clip --out runs/clip --export minidiff/checkpoints/clip`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 
 ## Measured: top-1 retrieval among 1000 held-out scenes (`evaluate_clip`)
 

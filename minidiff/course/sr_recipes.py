@@ -13,7 +13,6 @@ implied x0 ignores the low-res input at high noise, so the first sampling steps 
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from functools import partial
 from typing import Callable
@@ -168,7 +167,7 @@ def _card(name: str, what: str, config: TrainConfig, result, metrics: dict[str, 
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr} (warm-up {config.warmup}, cool-down {config.cooldown}), EMA {config.ema_decay}, bfloat16 autocast
 - Command: `{command}`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 - Stored in float16 (the numbers below were measured with the float16-rounded weights)
 
 ## Measured on {SR_EVAL_SIZE} held-out pairs (8 px -> 32 px; SR3: ancestral sampling, {SR_EVAL_STEPS} steps)
@@ -180,15 +179,15 @@ def _card(name: str, what: str, config: TrainConfig, result, metrics: dict[str, 
 
 
 def _train_sr(name: str, what: str, pairs, unet: UNetConfig, loss_fn, augment: bool, out: str, export: str | None,
-              steps: int | None, progress: bool) -> None:
+              steps: int | None, progress: bool, device: str) -> None:
     config = SR_TRAIN if steps is None else TrainConfig(**{**SR_TRAIN.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     net = UNet(unet)
     print(f"{name}: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters", flush=True)
-    result = train(net, _sr_data(pairs, config.batch_size, augment), linear_schedule(), config, out, loss_fn=loss_fn, progress=progress, log_every=50)
+    result = train(net, _sr_data(pairs, config.batch_size, augment), linear_schedule(), config, out, loss_fn=loss_fn, progress=progress, log_every=50, device=device)
     if export is None:
         return
-    model = round_to_half(result.ema.eval())  # shipped in float16: measure what ships
+    model = round_to_half(result.ema.cpu().eval())  # shipped in float16: measure what ships
     metrics = {"bicubic": evaluate_sr(lambda low: upsample(low, HIGH).clamp(-1, 1), pairs)}
     metrics[name] = evaluate_sr((lambda low: regress(model, low)) if unet.cond_channels == 0 else (lambda low: super_resolve(model, low)), pairs)
     print(metrics, flush=True)
@@ -202,25 +201,25 @@ def _train_sr(name: str, what: str, pairs, unet: UNetConfig, loss_fn, augment: b
 SR3_LOSS = partial(sr3_loss, prediction=SR_PREDICTION)
 
 
-def train_sr3_world(out, export=None, steps=None, progress=False):
+def train_sr3_world(out, export=None, steps=None, progress=False, device="cpu"):
     _train_sr("sr3-world", "SR3 for the world: 8 px scenes to 32 px, v-prediction, conditioned on the continuous noise level.",
-              world_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress)
+              world_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress, device)
 
 
-def train_sr3_photo(out, export=None, steps=None, progress=False):
+def train_sr3_photo(out, export=None, steps=None, progress=False, device="cpu"):
     _train_sr("sr3-photo", "SR3 for photographs: 8 px crops of scikit-image's photos to 32 px (chelsea and coffee held out), v-prediction.",
-              photo_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress)
+              photo_pairs, SR_UNET, SR3_LOSS, False, out, export, steps, progress, device)
 
 
-def train_sr_regression(out, export=None, steps=None, progress=False):
+def train_sr_regression(out, export=None, steps=None, progress=False, device="cpu"):
     _train_sr("sr-regression", "The regression baseline of SR3's paper: the same UNet trained with MSE to map the upsampled image to the original.",
-              world_pairs, REGRESSION_UNET, regression_loss, False, out, export, steps, progress)
+              world_pairs, REGRESSION_UNET, regression_loss, False, out, export, steps, progress, device)
 
 
-def train_cdm_sr32(out, export=None, steps=None, progress=False):
+def train_cdm_sr32(out, export=None, steps=None, progress=False, device="cpu"):
     _train_sr("cdm-sr32", "CDM's super-resolution stage: like sr3-world, trained with Gaussian conditioning augmentation "
               "(half the batches clean, half noised to a level uniform in 0..500, the level given as a channel).",
-              world_pairs, CDM_SR_UNET, SR3_LOSS, True, out, export, steps, progress)
+              world_pairs, CDM_SR_UNET, SR3_LOSS, True, out, export, steps, progress, device)
 
 
 def load_sr(name: str) -> UNet:
@@ -272,7 +271,7 @@ def base8_prompt_following(model, n: int = BASE8_EVAL_SIZE) -> dict[str, dict[st
     return {"samples": read(samples), "real": read(test.at_resolution(LOW))}
 
 
-def train_cdm_base8(out, export=None, steps=None, progress=False):
+def train_cdm_base8(out, export=None, steps=None, progress=False, device="cpu"):
     from ..core.text_encoder import TextConditionedUNet
     from .recipes import text_encoder_config
 
@@ -280,10 +279,10 @@ def train_cdm_base8(out, export=None, steps=None, progress=False):
     torch.manual_seed(config.seed)
     model = TextConditionedUNet(CDM_BASE_UNET, text_encoder_config(), config.prediction)
     print(f"cdm-base8: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
-    result = train(model, _cdm_base_data(config.batch_size), linear_schedule(), config, out, progress=progress, log_every=50)
+    result = train(model, _cdm_base_data(config.batch_size), linear_schedule(), config, out, progress=progress, log_every=50, device=device)
     if export is None:
         return
-    shipped = round_to_half(result.ema.eval())
+    shipped = round_to_half(result.ema.cpu().eval())
     agree = base8_prompt_following(shipped)
     rows = "\n".join(f"| {f} | {agree['samples'][f]:.0%} | {agree['real'][f]:.0%} |" for f in agree["samples"])
     card = f"""# cdm-base8
@@ -293,7 +292,7 @@ cross-attention at 4x4, v-prediction), trained like `base` with 10% empty captio
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}, bfloat16 autocast
 - Command: `python -m minidiff train cdm-base8 --out runs/cdm-base8 --export minidiff/checkpoints/cdm-base8`
-- Time: {result.total_seconds:.0f} s on {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU
+- Time: {result.total_seconds:.0f} s on {result.hardware}
 - Stored in float16 (the numbers below were measured with the float16-rounded weights)
 
 ## Prompt-following, measured on {BASE8_EVAL_SIZE} held-out captions (guidance {BASE8_SCALE}, 25 DDIM steps)

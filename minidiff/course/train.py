@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,6 +75,29 @@ class TrainResult:
     seconds: float  # wall time of this call
     total_seconds: float  # wall time of the whole run, over every resumed call
     step: int
+    hardware: str = ""  # where this call ran, for model cards: see :func:`hardware`
+
+
+def training_device(name: str) -> torch.device:
+    """The device a ``--device`` string names, refused with a clear error where this machine has none."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps") from e
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        have = ", ".join(k for k, v in available.items() if v)
+        raise ValueError(f"device {name!r} is not available on this machine (available: {have})")
+    return device
+
+
+def hardware(device: torch.device) -> str:
+    """What ran the training, in words: the GPU's name, or the CPU and its thread count."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), CPU"
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:
@@ -116,10 +140,17 @@ def train(
     loss_fn: Optional[LossFn] = None,
     progress: bool = True,
     log_every: int = 100,
+    device: str | torch.device | None = None,
 ) -> TrainResult:
-    """Train ``net`` for ``config.steps`` steps, resuming from ``out`` if a state is there."""
+    """Train ``net`` for ``config.steps`` steps, resuming from ``out`` if a state is there.
+
+    ``device`` moves ``net`` there first (default: where its parameters are); the batches follow it. A run
+    resumes on the device it was started on (the random generators' states belong to their device).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if device is not None:
+        net.to(device)
     device = next(net.parameters()).device
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=0.0)
@@ -140,6 +171,9 @@ def train(
         changed = _same_past(TrainConfig(**known), config, int(state["step"]))
         if changed:
             raise ValueError(f"{state_path} was written with a different TrainConfig (fields {sorted(changed)}); use another out folder")
+        began_on = state.get("device", "cpu")  # states written before devices were recorded all ran on the CPU
+        if began_on != device.type:
+            raise ValueError(f"{state_path} was trained on {began_on}, and a run resumes on the device it began on: pass --device {began_on}")
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -153,7 +187,7 @@ def train(
         _save_state(state_path, {
             "net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "losses": torch.tensor(losses), "step": step, "config": asdict(config),
+            "losses": torch.tensor(losses), "step": step, "config": asdict(config), "device": device.type,
             "seconds": earlier_seconds + time.perf_counter() - start,
         })
         (out / "losses.json").write_text(json.dumps(losses))
@@ -187,4 +221,4 @@ def train(
     bar.close()
     net.eval()
     seconds = time.perf_counter() - start
-    return TrainResult(net, ema, losses, seconds, earlier_seconds + seconds, step)
+    return TrainResult(net, ema, losses, seconds, earlier_seconds + seconds, step, hardware(device))
