@@ -1,6 +1,6 @@
 """Does a text encoder that tells circle from square fix the base models' shape? An experiment, not a shipped model.
 
-    python benchmarks/base_clip_text.py [--steps 750] [--device cpu]   # 750 steps: ~22 min on 2 cores
+    python benchmarks/base_clip_text.py [--steps 750] [--device cpu]   # 750 steps: ~36 min on 2 cores
 
 The base models' own text encoders, trained from scratch with their UNets, map "circle" and "square" to nearly the
 same token states (`recipes.word_distances`; chapter 1, section 6), and the UNet then draws the same object for
