@@ -152,7 +152,7 @@ def test_base_xattn_follows_its_prompt_and_its_words_act_through_attention(judge
     assert mean["colour words"] >= 1.5 and mean["colour words"] >= mean["other words"] + 0.5, mean
 
 
-def test_the_base_text_encoder_hardly_tells_circle_from_square_and_clips_does():
+def test_the_base_text_encoder_hardly_tells_circle_from_square_and_clip_does():
     """Chapter 1's diagnosis of the base model's shape shortfall: its own text encoder moves the token states little
     when "circle" becomes "square" (measured: 2.9, 13% of a red/blue swap); the small CLIP's moves them more than for
     a colour (33.8, 124%)."""
