@@ -7,8 +7,8 @@ same token states (`recipes.word_distances`; chapter 1, section 6), and the UNet
 either word. Stable Diffusion conditions on a frozen CLIP text encoder. This script does the same with ours: it
 takes `base-xattn`'s first stage (its recipe's EMA weights, from `runs/base-xattn`, trained there if missing),
 replaces its text encoder with the shipped `clip`'s, frozen, fine-tunes the UNet in `runs/base-xattn-clip-text`
-(resumable), and prints what the card's guidance sweep measures (128 held-out captions, DDIM 25 steps) with the
-shape confusion and the word distances.
+(resumable), and prints, for the first stage and for the fine-tuned model, the word distances and what the card's
+guidance sweep measures (the same 128 held-out captions, DDIM 25 steps) with the shape confusion of one-object scenes.
 """
 
 import argparse
@@ -17,12 +17,29 @@ import torch
 
 from minidiff import linear_schedule
 from minidiff.core.checkpoint import round_to_half
-from minidiff.course.recipes import (BASE_XATTN_TRAIN, base_data, evaluate_base, load_clip, load_judge, make_base_xattn_model,
-                                     train_base_xattn, word_distances)
+from minidiff.course.recipes import (BASE_SWEEP_SIZE, BASE_SWEEP_STEPS, BASE_XATTN_TRAIN, base_data, load_clip, load_judge,
+                                     make_base_xattn_model, sample_prompts, train_base_xattn, word_distances)
 from minidiff.course.train import TrainConfig, train, training_device
+from minidiff.world.captions import captions
+from minidiff.world.judge import agreement, targets
+from minidiff.world.scenes import SHAPES, scenes
 
 FINE_TUNE = TrainConfig(steps=750, batch_size=64, lr=5e-4, warmup=50, cooldown=200, ema_decay=0.999, checkpoint_every=50,
                         mixed_precision=True, prediction="v")
+
+
+def measure(model, judge, name: str) -> None:
+    """The card sweep's protocol at guidance 3 and 5, plus how often each true shape is read right (one-object scenes)."""
+    print(f"{name}: word distances", {k: round(v, 1) for k, v in word_distances(model.encode).items()}, flush=True)
+    test = scenes("test", 0, BASE_SWEEP_SIZE)
+    prompts, truth = captions(test, torch.Generator().manual_seed(1)), targets(test)
+    one = test.count == 1
+    for scale in (3.0, 5.0):
+        read = judge.predict(sample_prompts(model, linear_schedule(), prompts, scale, steps=BASE_SWEEP_STEPS))
+        right = {s: f"{int(((read['shape'] == k) & (truth['shape'] == k) & one).sum())}/{int(((truth['shape'] == k) & one).sum())}"
+                 for k, s in enumerate(SHAPES)}
+        print(f"{name}, scale {scale}: " + ", ".join(f"{k} {v:.3f}" for k, v in agreement(read, truth).items()) + f"; shapes right {right}",
+              flush=True)
 
 
 def main() -> None:
@@ -37,20 +54,17 @@ def main() -> None:
         raise RuntimeError(f"runs/base-xattn stopped at step {first['step']}; rerun to finish it")
     model = make_base_xattn_model()
     model.load_state_dict(first["ema"])
-    own = word_distances(model.encode)
+    judge = load_judge()
+    stage1 = make_base_xattn_model()
+    stage1.load_state_dict(first["ema"])
+    measure(round_to_half(stage1.eval()), judge, "stage 1")
     model.text.load_state_dict(load_clip().text.state_dict())
     model.text.requires_grad_(False)  # frozen, as Stable Diffusion's CLIP text encoder
     config = TrainConfig(**{**FINE_TUNE.__dict__, "steps": args.steps})
     result = train(model, base_data(config.batch_size, config.seed + 1), linear_schedule(), config, "runs/base-xattn-clip-text",
                    progress=False, log_every=25, device=device)
-    tuned = round_to_half(result.ema.cpu().eval())
-    print(f"fine-tuned {result.step} steps in {result.total_seconds:.0f} s on {result.hardware}")
-    print("word distances, own encoder:", {k: round(v, 1) for k, v in own.items()})
-    print("word distances, clip's encoder:", {k: round(v, 1) for k, v in word_distances(tuned.encode).items()})
-    judge = load_judge()
-    for scale in (3.0, 5.0):
-        m = evaluate_base(tuned, judge, n=128, scale=scale, steps=25)
-        print(f"scale {scale}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()), flush=True)
+    print(f"fine-tuned {result.step} steps in {result.total_seconds:.0f} s on {result.hardware}", flush=True)
+    measure(round_to_half(result.ema.cpu().eval()), judge, "clip text")
 
 
 if __name__ == "__main__":
