@@ -12,6 +12,7 @@ guidance sweep measures (the same 128 held-out captions, DDIM 25 steps) with the
 """
 
 import argparse
+import copy
 
 import torch
 
@@ -55,9 +56,7 @@ def main() -> None:
     model = make_base_xattn_model()
     model.load_state_dict(first["ema"])
     judge = load_judge()
-    stage1 = make_base_xattn_model()
-    stage1.load_state_dict(first["ema"])
-    measure(round_to_half(stage1.eval()), judge, "stage 1")
+    measure(round_to_half(copy.deepcopy(model).eval()), judge, "stage 1")
     model.text.load_state_dict(load_clip().text.state_dict())
     model.text.requires_grad_(False)  # frozen, as Stable Diffusion's CLIP text encoder
     config = TrainConfig(**{**FINE_TUNE.__dict__, "steps": args.steps})
