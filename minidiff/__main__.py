@@ -14,7 +14,7 @@ from .core.checkpoint import available_checkpoints
 from .course import experiments, recipes, sr_recipes
 from .course.train import training_device
 
-RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn, "judge": recipes.train_judge, "clip": recipes.train_clip,
+RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn, "base-probe": recipes.train_base_probe, "judge": recipes.train_judge, "clip": recipes.train_clip,
            **sr_recipes.SR_RECIPES}
 
 

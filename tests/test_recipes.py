@@ -145,3 +145,31 @@ def test_word_distances_are_zero_for_a_word_swapped_with_itself_and_refuse_a_mis
     assert d["red/red"] == 0 and d["circle/square"] > 1
     with pytest.raises(ValueError, match="has no word 'purple' to swap"):
         word_distances(encode, (("purple", "red"),))
+
+
+def test_the_text_probe_reads_each_caption_and_its_loss_reaches_the_unet_only_through_the_text(tmp_path):
+    """base-probe's extra loss: heads on the pooled caption states name the scene's attributes; dropped captions
+    have no labels; the heads' gradient moves the text encoder and never the UNet directly."""
+    import torch.nn.functional as F
+
+    from minidiff import linear_schedule
+    from minidiff.course.recipes import TextProbe, make_base_model, probe_data, probe_loss
+    from minidiff.course.train import TrainConfig, train
+    from minidiff.world.judge import targets
+    from minidiff.world.scenes import scenes
+
+    torch.manual_seed(0)
+    net = TextProbe(make_base_model())
+    batch = probe_data(64, 0, start=5)(0)
+    assert torch.equal(batch["ids"], probe_data(64, 0)(5)["ids"])  # a later start continues the same stream
+    dropped = batch["mask"].sum(1) == 2  # only <start> <end>: the empty caption
+    assert dropped.any() and (~dropped).any()
+    truth = targets(scenes("train", 5 * 64, 64))
+    assert (batch["label_shape"][dropped] == -1).all() and torch.equal(batch["label_shape"][~dropped], truth["shape"][~dropped])
+    ce = F.cross_entropy(net.probe(batch["ids"], batch["mask"])["shape"], batch["label_shape"], ignore_index=-1)
+    ce.backward()
+    assert all(p.grad is None for p in net.model.unet.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.model.text.parameters())
+    result = train(TextProbe(make_base_model()), probe_data(4, 0), linear_schedule(), TrainConfig(steps=2, batch_size=4, prediction="v"),
+                   tmp_path, loss_fn=probe_loss(), progress=False)
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
