@@ -136,16 +136,12 @@ BASE_TRAIN = TrainConfig(steps=7000, batch_size=64, lr=1e-3, warmup=500, cooldow
 
 
 def base_data(batch_size: int, seed: int = 0):
-    """Training batches of world scenes: images, token ids of a random phrasing, 10% empty captions."""
-    tokenizer = Tokenizer()
+    """Training batches of world scenes: images, token ids of a random phrasing, 10% empty captions
+    (``probe_data``'s batches without their labels)."""
+    labelled = probe_data(batch_size, seed)
 
     def data(step: int) -> dict[str, torch.Tensor]:
-        batch = scenes("train", step * batch_size, batch_size)
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        texts = captions(batch, g)
-        drop = torch.rand(batch_size, generator=g) < CAPTION_DROPOUT
-        ids, mask = tokenizer(["" if d else c for c, d in zip(texts, drop)])
-        return {"x0": batch.images, "ids": ids, "mask": mask}
+        return {k: v for k, v in labelled(step).items() if not k.startswith("label_")}
 
     return data
 
@@ -355,7 +351,7 @@ class TextProbe(torch.nn.Module):
 
 
 def probe_data(batch_size: int, seed: int, start: int = 0):
-    """``base_data``'s batches plus ``label_<head>``: the judge's labels of the scene each caption names (-1 where
+    """Training batches (images, token ids of a random phrasing, 10% empty captions) plus ``label_<head>``: the judge's labels of the scene each caption names (-1 where
     the caption was dropped, so there is nothing to read). ``start``: the step this stream begins at, so a second
     stage continues the first's stream instead of repeating it."""
     tokenizer = Tokenizer()
