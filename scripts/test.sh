@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # Set up and run every test: unit tests, every notebook under nbval (fresh kernel, top to bottom,
 # wall time printed per notebook), and the book build (fails on warnings and broken references).
+# Two environments: .venv has the dev tools (pytest, nbval, diffusers) and runs the tests; .venv-course has only
+# what the README's course command installs, and every notebook's kernel and the book build run there, so a
+# chapter that needs a package only `dev` declares fails here as it would for a student.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
-bash scripts/setup.sh dev
+bash scripts/setup.sh course .venv-course
+bash scripts/setup.sh dev .venv
+if .venv-course/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('nbval') is None and u.find_spec('diffusers') is None)"; then
+  echo ".venv-course has dev tools in it (nbval or diffusers): remove it (rm -rf .venv-course) and rerun"; exit 1
+fi
+.venv-course/bin/python -m ipykernel install --prefix "$PWD/.venv-course" --name minidiff-course \
+  --display-name "Python 3 (minidiff course)" > /dev/null
+# shellcheck disable=SC1091
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 PYTHONHASHSEED=0
 echo "== setup took ${SECONDS}s"
@@ -14,13 +24,15 @@ MPLBACKEND=Agg python -m pytest tests -q -p no:cacheprovider
 echo "== unit tests took $((SECONDS - start))s"
 
 start=$SECONDS
-python -m pytest notebooks -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=300
-echo "== notebooks took $((SECONDS - start))s"
+JUPYTER_PATH="$PWD/.venv-course/share/jupyter" python -m pytest notebooks -q -p no:cacheprovider --nbval-lax \
+  --nbval-kernel-name=minidiff-course --nbval-cell-timeout=300
+echo "== notebooks (kernels in .venv-course) took $((SECONDS - start))s"
 
 start=$SECONDS
 rm -rf _build
-# no MPLBACKEND here: the kernels must use the inline backend, or the book has no figures
-jupyter-book build . --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
+# the course environment's jupyter-book, as `bash scripts/course.sh book` runs it; its kernels are .venv-course's.
+# No MPLBACKEND here: the kernels must use the inline backend, or the book has no figures
+.venv-course/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 for page in _build/html/notebooks/*.html; do  # every chapter renders its figures
   n=$(grep -o '<img ' "$page" | wc -l)
   if [ "$n" -lt 3 ]; then echo "$page has $n figures: did the kernels lose the inline backend?"; exit 1; fi
