@@ -44,19 +44,23 @@ def has_display() -> bool:
     return True
 
 
-def start_lab(port: int, token: str, open_browser: bool) -> subprocess.Popen:
+def start_lab(port: int, token: str, open_browser: bool, root: Path = NOTEBOOKS,
+              log: Path = REPO / ".jupyterlab.log") -> subprocess.Popen:
+    """JupyterLab on `root` at localhost:`port`, its log in `log` (the browser tests start it on their own folder)."""
     command = [
         sys.executable, "-m", "jupyterlab",
         f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={NOTEBOOKS}", f"--ServerApp.open_browser={open_browser}",
+        f"--ServerApp.root_dir={root}", f"--ServerApp.open_browser={open_browser}",
         f"--LabApp.default_url=/lab/tree/{FIRST_CHAPTER}",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI often run as root; JupyterLab refuses without it
     # a session of its own: Ctrl-C reaches this script, which stops the server, instead of the server's own
     # "Shutdown this Jupyter server (y/[n])?" prompt
-    log = open(REPO / ".jupyterlab.log", "w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server.log = log
+    return server
 
 
 def get(url: str) -> tuple[int, str]:
@@ -71,7 +75,7 @@ def wait_until_ready(server: subprocess.Popen, base: str, token: str, timeout: f
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            log = (REPO / ".jupyterlab.log").read_text()[-3000:]
+            log = server.log.read_text()[-3000:]
             raise SystemExit(f"JupyterLab exited with code {server.returncode} before it answered:\n{log}")
         try:
             if get(f"{base}/api/status?token={token}")[0] == 200:
@@ -80,7 +84,7 @@ def wait_until_ready(server: subprocess.Popen, base: str, token: str, timeout: f
             pass
         time.sleep(0.5)
     stop(server)
-    raise SystemExit(f"JupyterLab did not answer at {base} within {timeout:.0f} s; see .jupyterlab.log")
+    raise SystemExit(f"JupyterLab did not answer at {base} within {timeout:.0f} s; see {server.log}")
 
 
 def stop(server: subprocess.Popen) -> None:

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from minidiff.course.widgets import explore
+from minidiff.course.widgets import explore, png_size
 
 
 def _render_counter():
@@ -30,6 +30,7 @@ def test_explorer_renders_each_setting_once_and_shows_the_first_as_a_static_png(
     assert first.startswith(b"\x89PNG")
     bundle = view._repr_mimebundle_()
     assert bundle["image/png"] == first and "application/vnd.jupyter.widget-view+json" in bundle
+    assert view.image.layout.width == f"{png_size(first)[0]}px"  # shown at its own size, not stretched
     view.controls["a"].value = 3
     assert bytes(view.image.value) != first
     view.controls["a"].value = 2
@@ -48,3 +49,15 @@ def test_explorer_bad_input():
         explore(render)
     with pytest.raises(TypeError, match="must return a matplotlib Figure"):
         explore(lambda a: None, a=[1])
+
+
+def test_png_size_reads_the_pixel_size_and_refuses_other_bytes():
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    plt.imsave(buffer, np.zeros((11, 37, 3)), format="png")
+    assert png_size(buffer.getvalue()) == (37, 11)
+    with pytest.raises(ValueError, match="not a PNG"):
+        png_size(b"GIF89a" + bytes(30))

@@ -32,6 +32,13 @@ def figure_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels, read from the PNG's IHDR chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _slider(name: str, spec: Options) -> widgets.SelectionSlider:
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (list, tuple)):
         options, value = list(spec[0]), spec[1]
@@ -54,7 +61,7 @@ class Explorer(widgets.VBox):
             raise ValueError("an explorer needs at least one slider: explore(render, name=[options...])")
         self.render = render
         self.controls = {name: _slider(name, spec) for name, spec in sliders.items()}
-        self.image = widgets.Image(format="png")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self._cache: dict[tuple, bytes] = {}
         super().__init__([widgets.HBox(list(self.controls.values())), self.image])
         for control in self.controls.values():
@@ -73,7 +80,10 @@ class Explorer(widgets.VBox):
             if not isinstance(fig, Figure):
                 raise TypeError(f"render must return a matplotlib Figure, got {type(fig).__name__}")
             self._cache[key] = figure_png(fig)
-        self.image.value = self._cache[key]
+        png = self._cache[key]
+        # at its own pixel size: left to the layout, JupyterLab stretches the image to the cell's width (blurry)
+        self.image.layout.width = f"{png_size(png)[0]}px"
+        self.image.value = png
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
