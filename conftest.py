@@ -1,4 +1,5 @@
-"""Repository-wide pytest hooks: print each notebook's wall time at the end of a run."""
+"""Repository-wide pytest hooks: print each notebook's wall time at the end of a run; collect tests/browser only
+when it is named (it needs the built book and a Chromium)."""
 
 from collections import defaultdict
 from pathlib import Path

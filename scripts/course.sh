@@ -18,9 +18,10 @@ case "$mode" in
     jupyter-book build . --config book/_config.yml --toc book/_toc.yml
     echo
     echo "The book is built. Open it in a browser:"
-    echo "    file://$PWD/_build/html/index.html"
-    echo "On a machine without a display, serve it and open http://localhost:8000 (forward the port over ssh if needed):"
-    echo "    .venv/bin/python -m http.server --directory _build/html 8000"
+    echo "    $(python -c 'import pathlib; print(pathlib.Path("_build/html/index.html").resolve().as_uri())')"
+    echo "On a machine without a display, serve it and open http://127.0.0.1:8000 (from another computer, forward"
+    echo "the port first: ssh -N -L 8000:127.0.0.1:8000 <you>@<this machine>):"
+    echo "    .venv/bin/python -m http.server --bind 127.0.0.1 --directory _build/html 8000"
     ;;
   check)
     # a chapter with a text-conditioned model: it needs the text encoder's transformers, which only `dev` once had

@@ -33,14 +33,22 @@ start=$SECONDS
 rm -rf _build
 # the course environment's jupyter-book, as `bash scripts/course.sh book` runs it; its kernels are .venv-course's.
 # No MPLBACKEND here: the kernels must use the inline backend, or the book has no figures
-.venv-course/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
+# (JUPYTER_PREFER_ENV_PATH: the environment's python3 kernel spec, not one of the user's, runs the chapters)
+env -u JUPYTER_PATH JUPYTER_PREFER_ENV_PATH=1 \
+  .venv-course/bin/jupyter-book build . --config book/_config.yml --toc book/_toc.yml -W -n --keep-going
 echo "== book build took $((SECONDS - start))s"
 
 start=$SECONDS
+# the first Chromium found (MINIDIFF_CHROMIUM, if set, must be one); without one, the tests that need it skip
+# themselves and the checks of the built HTML (every chapter's figures and tables, no raw Markdown or math,
+# nothing loaded from outside) still run
 chromium=$(command -v "${MINIDIFF_CHROMIUM:-chromium}" || command -v chromium-browser || command -v google-chrome || true)
-# without a Chromium the tests that need one skip themselves; the checks of the built HTML (every chapter's
-# figures and tables, no raw Markdown or math, nothing loaded from outside) still run
-MINIDIFF_CHROMIUM="$chromium" python -m pytest tests/browser -q -p no:cacheprovider
+if [ -n "${MINIDIFF_CHROMIUM:-}" ] && [ "$chromium" != "$(command -v "$MINIDIFF_CHROMIUM" || true)" ]; then
+  echo "MINIDIFF_CHROMIUM=$MINIDIFF_CHROMIUM is not an executable Chromium"; exit 1
+fi
+# the explorer test starts JupyterLab from the course environment, as `bash scripts/course.sh` does
+MINIDIFF_CHROMIUM="$chromium" MINIDIFF_LAB_PYTHON="$PWD/.venv-course/bin/python" \
+  python -m pytest tests/browser -q -p no:cacheprovider
 if [ -n "$chromium" ]; then
   echo "== browser tests ($chromium; screenshots in _build/screens) took $((SECONDS - start))s"
 else

@@ -16,6 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 try:
     import tomllib
 except ImportError:  # Python 3.10: pytest itself depends on tomli there
@@ -33,11 +35,11 @@ def requirement_name(requirement: str) -> str:
     return normalise(re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1))
 
 
-def requirements(extra: str) -> set[str]:
-    """The projects `pip install -e .[extra]` is told to install directly (self-references followed)."""
+def requirements(extra: str | None) -> set[str]:
+    """The projects `pip install -e .[extra]` (or `.` for None) is told to install directly, self-references followed."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extras = project.get("optional-dependencies", {})
-    names, todo = set(), list(project["dependencies"]) + list(extras[extra])
+    names, todo = set(), list(project["dependencies"]) + (list(extras[extra]) if extra else [])
     while todo:
         requirement = todo.pop()
         self_reference = re.match(r"\s*minidiff\[([^\]]+)\]", requirement)
@@ -49,10 +51,10 @@ def requirements(extra: str) -> set[str]:
     return names
 
 
-def top_level_imports(source: str) -> set[str]:
+def top_level_imports(source: str, filename: str = "<source>") -> set[str]:
     """Top-level names of every absolute import in `source`, wherever it stands (function bodies included)."""
     names = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -70,6 +72,8 @@ def notebook_source(path: Path) -> str:
         for line in "".join(cell["source"]).splitlines()
         if not line.lstrip().startswith(("%", "!"))
     ]
+    if any(cell["cell_type"] == "code" and "".join(cell["source"]).startswith("%%") for cell in cells):
+        raise ValueError(f"{path}: a cell magic (%%...) hides its cell from this test; read that cell another way")
     return "\n".join(lines)
 
 
@@ -81,7 +85,7 @@ def third_party_imports(*folders: str) -> dict[str, set[str]]:
         sources.update({path: notebook_source(path) for path in sorted((REPO / folder).rglob("*.ipynb"))})
     found: dict[str, set[str]] = {}
     for path, source in sources.items():
-        for name in top_level_imports(source):
+        for name in top_level_imports(source, str(path)):
             if name not in sys.stdlib_module_names and name not in {"minidiff", "__future__"}:
                 found.setdefault(name, set()).add(str(path.relative_to(REPO)))
     return found
@@ -97,10 +101,9 @@ def undeclared(imports: dict[str, set[str]], extra: str) -> list[str]:
         if not projects:
             missing.append(f"{module} (imported by {sorted(files)}) is provided by no installed distribution")
         elif not projects & declared:
-            missing.append(
-                f"{module} (imported by {sorted(files)}) comes from {sorted(projects)}, which neither "
-                f"[project] dependencies nor the {extra} extra of pyproject.toml declares"
-            )
+            where = f"neither [project] dependencies nor the {extra} extra" if extra else "[project] dependencies do not"
+            missing.append(f"{module} (imported by {sorted(files)}) comes from {sorted(projects)}, which {where} "
+                           f"of pyproject.toml declare{'s' if extra else ''}")
     return missing
 
 
@@ -118,6 +121,21 @@ def test_a_module_declared_only_in_dev_is_reported_for_the_course():
 
 def test_every_module_the_package_a_chapter_or_the_course_command_imports_is_installed_by_it():
     missing = undeclared(third_party_imports("minidiff", "notebooks", "scripts"), "course")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_package_below_the_course_layer_needs_only_the_core_dependencies():
+    # `pip install minidiff` (no extra) must be enough for core, methods and world; the course layer may use `course`
+    folders = [f"minidiff/{layer}" for layer in ("core", "methods", "world")]
+    missing = undeclared(third_party_imports(*folders), None)
+    assert not missing, "\n".join(missing)
+
+
+def test_the_books_sphinx_extensions_are_installed_by_the_course_command():
+    config = yaml.safe_load((REPO / "book" / "_config.yml").read_text())
+    local = set(config["sphinx"].get("local_extensions", {}))
+    extensions = {name: {"book/_config.yml"} for name in config["sphinx"].get("extra_extensions", []) if name not in local}
+    missing = undeclared(extensions, "course")
     assert not missing, "\n".join(missing)
 
 

@@ -7,7 +7,11 @@ every page (tests/browser caught it).
 """
 
 
-def unique_scripts(app, pagename, templatename, context, doctree):
+from typing import Any
+
+
+def unique_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    """Keep the first of each (file, attributes) pair in the page's script list, in order."""
     seen, unique = set(), []
     for script in context.get("script_files", []):
         attributes = getattr(script, "attributes", {})
@@ -18,6 +22,6 @@ def unique_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = unique
 
 
-def setup(app):
+def setup(app: Any) -> dict[str, bool]:
     app.connect("html-page-context", unique_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

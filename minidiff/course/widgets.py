@@ -35,7 +35,7 @@ def figure_png(fig: Figure) -> bytes:
 def png_size(png: bytes) -> tuple[int, int]:
     """(width, height) in pixels, read from the PNG's IHDR chunk."""
     if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG image")
+        raise ValueError(f"png must be PNG bytes (starting with 89 50 4E 47 ... IHDR), got {png[:16]!r}")
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 

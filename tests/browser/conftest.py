@@ -1,7 +1,7 @@
 """The course as a student sees it: the built book and JupyterLab, opened in a real Chromium, offline.
 
 These tests run after the book is built (`bash scripts/test.sh` runs them last); `pytest tests` leaves them out
-(see `pyproject.toml`). They drive Debian's Chromium through Playwright's Python API, with the browser found on
+(the repository's root conftest.py collects them only when named). They drive Debian's Chromium through Playwright's Python API, with the browser found on
 the machine (`executable_path`): nothing is downloaded. Every request that leaves 127.0.0.1 is refused and counted
 as a failure, so a page that needs the network fails here as it would for a student without one.
 
@@ -27,12 +27,14 @@ WAIT_MS = 30_000  # the longest any single wait may take: a hang fails instead o
 
 
 def chromium_path() -> str | None:
-    candidates = [os.environ.get("MINIDIFF_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]
-    for name in filter(None, candidates):
-        found = shutil.which(name) or (name if Path(name).is_file() else None)
-        if found:
-            return found
-    return None
+    """MINIDIFF_CHROMIUM if set (it must run), else the first Chromium on PATH, else None."""
+    chosen = os.environ.get("MINIDIFF_CHROMIUM")
+    if chosen:
+        found = shutil.which(chosen)
+        if not found:
+            pytest.fail(f"MINIDIFF_CHROMIUM={chosen!r} is not an executable Chromium")
+        return found
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 JupyterLab runs headless on localhost (a free port, a token; stopped at the end) with the same launcher as
 `bash scripts/course.sh`, on a folder holding one small notebook that uses `minidiff.course.widgets.explore`.
+Its Python is MINIDIFF_LAB_PYTHON where set (scripts/test.sh points it at the course environment), else this one.
 The test runs all its cells from the Run menu, moves the slider with the keyboard, and compares screenshots of
 the figure before and after; it also checks the figure is shown at its own pixel size, not stretched.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import secrets
+import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -37,6 +39,7 @@ explore(render, level=[0, 1, 2, 3])'''
 def load_launcher():
     spec = importlib.util.spec_from_file_location("course_lab", REPO / "scripts" / "lab.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
     return module
 
@@ -49,14 +52,13 @@ def lab(tmp_path):
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "explorer.ipynb")
     launcher = load_launcher()
-    port, token = launcher.free_port(), secrets.token_hex(16)
-    base = f"http://localhost:{port}"
-    server = launcher.start_lab(port, token, open_browser=False, root=tmp_path, log=tmp_path / "lab.log")
+    python = os.environ.get("MINIDIFF_LAB_PYTHON") or sys.executable
+    lab = launcher.start_lab(root=tmp_path, log=tmp_path / "lab.log", python=python, first="explorer.ipynb")
     try:
-        launcher.wait_until_ready(server, base, token, timeout=120)
-        yield base, token
+        launcher.wait_until_ready(lab, timeout=120)
+        yield lab.base, lab.token
     finally:
-        launcher.stop(server)
+        launcher.stop(lab)
 
 
 def pixels(png: bytes) -> np.ndarray:
