@@ -173,3 +173,17 @@ def test_the_text_probe_reads_each_caption_and_its_loss_reaches_the_unet_only_th
     result = train(TextProbe(make_base_model()), probe_data(4, 0), linear_schedule(), TrainConfig(steps=2, batch_size=4, prediction="v"),
                    tmp_path, loss_fn=probe_loss(), progress=False)
     assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
+
+
+def test_the_judge_recipe_can_train_on_unnamed_detail_and_reads_the_judge_at_each_amount():
+    from minidiff.course.recipes import DETAIL_AMOUNTS, judge_by_detail, judge_data, load_judge
+    from minidiff.world.scenes import scenes
+
+    batch = judge_data(8, "random")(3)  # step 3 of the stream: scenes 24..31, each with its own amount
+    assert torch.equal(batch["x0"], scenes("train", 24, 8, detail="random").images)
+    assert not torch.equal(batch["x0"], judge_data(8)(3)["x0"])  # the plain recipe's batch differs only in detail
+    assert torch.equal(batch["shape"], judge_data(8)(3)["shape"])
+    table = judge_by_detail(load_judge(), n=64)
+    assert list(table) == [f"detail {a:g}" for a in DETAIL_AMOUNTS]
+    # the shipped judge was trained on the plain world: it reads it perfectly and loses shape at full detail
+    assert table["detail 0"]["shape"] == 1.0 and table["detail 1"]["shape"] < table["detail 0"]["shape"]

@@ -24,22 +24,53 @@ def test_train_and_test_splits_share_no_scene():
     assert distance.min() > 0.5
 
 
-def test_masks_agree_with_the_attributes():
+DETAILED = scenes("test", 0, 256, detail=1.0)
+
+
+@pytest.mark.parametrize("world, spread", [(TEST, 0.06), (DETAILED, 0.09)], ids=["plain", "full detail"])
+def test_masks_agree_with_the_attributes(world, spread):
     cols = torch.arange(32).float()
-    for i in range(len(TEST)):
-        for k in range(int(TEST.count[i])):
-            mask = TEST.masks[i, k]
+    for i in range(len(world)):
+        for k in range(int(world.count[i])):
+            mask = world.masks[i, k]
             assert mask.any()
             centre_x = (mask.float().sum(0) * cols).sum() / mask.sum() / 32
-            assert abs(centre_x - [0.25, 0.5, 0.75][TEST.position[i, k]]) < 0.06
+            assert abs(centre_x - [0.25, 0.5, 0.75][world.position[i, k]]) < spread
             # the object's pixels have its colour (away from the antialiased rim)
             inner = F.max_pool2d((~mask)[None, None].float(), 3, 1, 1)[0, 0] == 0
             if inner.any():
-                pixel = (TEST.images[i][:, inner].mean(1) + 1) / 2
-                assert (pixel - torch.tensor(RGB[COLOURS[TEST.colour[i, k]]])).abs().max() < 0.06
-    small = TEST.masks[:, 0].flatten(1).sum(1)[TEST.size[:, 0] == SIZES.index("small")]
-    large = TEST.masks[:, 0].flatten(1).sum(1)[TEST.size[:, 0] == SIZES.index("large")]
+                pixel = (world.images[i][:, inner].mean(1) + 1) / 2
+                assert (pixel - torch.tensor(RGB[COLOURS[world.colour[i, k]]])).abs().max() < 0.06
+    small = world.masks[:, 0].flatten(1).sum(1)[world.size[:, 0] == SIZES.index("small")]
+    large = world.masks[:, 0].flatten(1).sum(1)[world.size[:, 0] == SIZES.index("large")]
     assert small.max() < large.min()
+    assert not (world.masks[:, 0] & world.masks[:, 1]).any()  # a pixel shows one object at most
+
+
+def test_unnamed_detail_changes_no_attribute_and_records_its_amount():
+    random = scenes("test", 0, 256, detail="random")
+    for family in ("shape", "colour", "size", "position", "tone", "pattern", "count"):
+        assert torch.equal(getattr(random, family), getattr(TEST, family)), family
+    assert torch.equal(TEST.detail, torch.zeros(256)) and torch.equal(DETAILED.detail, torch.ones(256))
+    assert 0 <= random.detail.min() < 0.1 and 0.9 < random.detail.max() <= 1  # uniform over [0, 1]
+    # a scene's amount is the same however the stream is sliced; its own detail at amount 1 is DETAILED's
+    assert torch.equal(scenes("test", 100, 20, detail="random").detail, random.detail[100:120])
+
+
+def test_no_detail_is_the_plain_world_and_detail_grows_with_its_amount():
+    assert torch.equal(scenes("test", 0, 256, detail=0.0).images, TEST.images)
+    assert torch.equal(scenes("test", 0, 256, detail=0.0).masks, TEST.masks)
+    background = ~(TEST.masks | DETAILED.masks).any(1)  # (B, S, S): pixels no object covers in either
+    change = [
+        ((scenes("test", 0, 256, detail=a).images - TEST.images).abs().mean(1)[background]).mean()
+        for a in (0.25, 0.5, 1.0)
+    ]
+    assert 0 < change[0] < change[1] < change[2]
+    assert change[2] > 0.1  # clearly visible at full detail (mean change in [-1, 1] units; measured 0.17)
+    # objects turn: at full detail, most squares' and triangles' masks differ from the plain world's
+    corners = TEST.shape[:, 0] > 0
+    moved = (DETAILED.masks[:, 0] != TEST.masks[:, 0]).flatten(1).any(1)
+    assert moved[corners].float().mean() > 0.9
 
 
 def test_two_object_scenes_are_left_and_right_and_differ_in_colour():
@@ -61,6 +92,9 @@ def test_bad_scene_requests_are_refused():
         scenes("validation", 0, 4)
     with pytest.raises(ValueError, match="start >= 0 and count >= 1"):
         scenes("train", 0, 0)
+    for bad in ("lots", 1.5, -0.1, True, None):
+        with pytest.raises(ValueError, match=r"detail must be 'none', 'random' or an amount in \[0, 1\], got"):
+            scenes("train", 0, 4, detail=bad)
 
 
 def test_every_caption_names_every_attribute_and_tokenizes():

@@ -27,7 +27,7 @@ from ..world.captions import Tokenizer, caption, captions
 from ..world.clip import SmallCLIP
 from ..world.judge import HEADS, Degradation, Judge, agreement, degrade, gaussian_blur, targets, world_fd
 from ..world.metrics import sliced_wasserstein
-from ..world.scenes import Scenes, scenes
+from ..world.scenes import Detail, Scenes, scenes
 from ..world.toy import ToyMLP, ring_mixture
 from .train import TrainConfig, diffusion_loss, train
 
@@ -604,9 +604,9 @@ JUDGE_TRAIN = TrainConfig(steps=3000, batch_size=128, lr=2e-3, warmup=100, ema_d
 JUDGE_TEST_SIZE = 2000
 
 
-def judge_data(batch_size: int):
+def judge_data(batch_size: int, detail: Detail = "none"):
     def data(step: int) -> dict[str, torch.Tensor]:
-        batch = scenes("train", step * batch_size, batch_size)
+        batch = scenes("train", step * batch_size, batch_size, detail=detail)
         return {"x0": batch.images, **targets(batch)}
 
     return data
@@ -618,9 +618,9 @@ def judge_loss(net: Judge, batch: dict[str, torch.Tensor], schedule, generator: 
     return sum(F.cross_entropy(logits[h], batch[h], ignore_index=-1) for h in HEADS)
 
 
-def evaluate_judge(judge: Judge, n: int = JUDGE_TEST_SIZE) -> dict[str, dict[str, float]]:
+def evaluate_judge(judge: Judge, n: int = JUDGE_TEST_SIZE, detail: Detail = "none") -> dict[str, dict[str, float]]:
     """Agreement with the truth per attribute family on held-out scenes, clean and under each degradation."""
-    test = scenes("test", 0, n)
+    test = scenes("test", 0, n, detail=detail)
     truth = targets(test)
     g = torch.Generator().manual_seed(0)
     x = test.images
@@ -635,6 +635,19 @@ def evaluate_judge(judge: Judge, n: int = JUDGE_TEST_SIZE) -> dict[str, dict[str
     return {name: agreement(judge.predict(v), truth) for name, v in views.items()}
 
 
+#: amounts of unnamed detail at which a judge is read (0: the plain world; 1: full detail)
+DETAIL_AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def judge_by_detail(judge: Judge, n: int = JUDGE_TEST_SIZE) -> dict[str, dict[str, float]]:
+    """Agreement with the truth per family on the same held-out scenes rendered at each amount of unnamed detail."""
+    out = {}
+    for amount in DETAIL_AMOUNTS:
+        test = scenes("test", 0, n, detail=amount)
+        out[f"detail {amount:g}"] = agreement(judge.predict(test.images), targets(test))
+    return out
+
+
 def _table(results: dict[str, dict[str, float]]) -> str:
     families = list(next(iter(results.values())))
     lines = ["| images | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
@@ -643,33 +656,46 @@ def _table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def train_judge(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
+def train_judge(out: str, export: str | None = None, steps: int | None = None, progress: bool = False,
+                device: str = "cpu", detail: Detail = "none", name: str = "judge") -> None:
+    """The judge's recipe; ``detail="random"`` trains it on scenes with unnamed detail (each scene its own amount)."""
     config = JUDGE_TRAIN if steps is None else TrainConfig(**{**JUDGE_TRAIN.__dict__, "steps": steps})
     torch.manual_seed(config.seed)
     judge = Judge()
-    result = train(judge, judge_data(config.batch_size), linear_schedule(), config, out, loss_fn=judge_loss, progress=progress, device=device)
+    result = train(judge, judge_data(config.batch_size, detail), linear_schedule(), config, out, loss_fn=judge_loss,
+                   progress=progress, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
     if export is None:
         return
-    results = evaluate_judge(result.ema.cpu().eval())
+    trained = result.ema.cpu().eval()
+    results = evaluate_judge(trained)
+    by_detail = judge_by_detail(trained)
     print(_table(results))
-    card = f"""# judge
+    print(_table(by_detail))
+    world = ("the plain world" if detail == "none" else
+             f"scenes with unnamed detail (`scenes(..., detail={detail!r})`: each scene its own amount, uniform in [0, 1])")
+    card = f"""# {name}
 
 The world's referee: an attribute classifier for 32 px scenes (`minidiff.world.judge.Judge`,
 {sum(p.numel() for p in judge.parameters()):,} parameters, CoordConv input). Heads: object count; shape, colour, size and
 position of the left (or only) object; shape, colour and size of the right object; background tone
-and pattern. Trained on real scenes only, with random degradations (noise, blur, colour casts,
+and pattern. Trained on real scenes only ({world}), with random degradations (noise, blur, colour casts,
 16 and 8 px views), never on model outputs. Its 128-d penultimate features define world-FD.
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
-- Command: `python -m minidiff train judge --out runs/judge --export minidiff/checkpoints/judge`
+- Command: `python -m minidiff train {name} --out runs/{name} --export minidiff/checkpoints/{name}`
 - Time: {result.total_seconds:.0f} s on {result.hardware}
 
 ## Measured: agreement with the true attributes, {JUDGE_TEST_SIZE} held-out scenes (`evaluate_judge`)
 
 {_table(results)}
+
+## The same scenes with unnamed detail (`judge_by_detail`: lighting, texture, tint, stripe angle, rotation, spread)
+
+{_table(by_detail)}
 """
-    save_checkpoint(export, result.ema, {"kind": "judge", "judge": {}, "metrics": results}, card)
+    metrics = {**results, **by_detail}
+    save_checkpoint(export, result.ema, {"kind": "judge", "judge": {}, "world_detail": detail, "metrics": metrics}, card)
     print(f"exported to {Path(export).resolve()}")
 
 

@@ -13,6 +13,16 @@ gives the same scene, and the train and test splits never share one. Images
 are rendered with 4x4 supersampling (antialiased edges) at 32 px, and the
 same scenes at 16 and 8 px are their area-averaged versions, so the
 low-resolution views are exact downsamplings (what SR3 and ILVR assume).
+
+Detail the captions do not name. A caption names nearly everything in a plain
+scene, so two samples of one caption look alike and an edit has little to keep
+that a caption alone would lose. With ``detail`` the same scenes gain what no
+word describes: a lighting gradient and a faint low-frequency texture on the
+background, a slight tint, the stripes' angle, each object's rotation and a
+wider spread of its position and height within its named bin. Each scene's
+amount of it, from 0 (today's plain world, bit for bit) to 1 (clearly
+visible), is a hidden variable stored with the scene (``Scenes.detail``), so
+every measurement can be split by it. Masks and attributes stay exact.
 """
 
 from __future__ import annotations
@@ -44,11 +54,23 @@ STRIPE_PERIOD = 4.0  # pixels at 32 px: fine texture for SR and SDEdit to destro
 CENTRES_X = {"left": 0.25, "centre": 0.5, "right": 0.75}
 RADII = {"small": (0.09, 0.11), "large": (0.17, 0.20)}  # half-widths, as fractions of the image
 TWO_OBJECTS_FRACTION = 0.2
+# unnamed detail at amount 1 (it scales linearly with a scene's amount)
+GRADIENT_SWING = 0.14  # brightness change across the image of the lighting gradient
+TEXTURE_SWING = 0.05  # amplitude of each of the texture's waves
+TEXTURE_WAVES = 3  # low-frequency waves summed into the background texture
+TEXTURE_CYCLES = (1.0, 3.0)  # their frequencies, in cycles across the image
+TINT_SWING = 0.05  # largest shift of one colour channel of the background
+STRIPE_TURN = torch.pi / 4  # largest turn of the stripes away from the diagonal
+OBJECT_TURN = torch.pi / 6  # largest rotation of an object (circles do not show it)
+EXTRA_SPREAD_X = 0.03  # added to the horizontal jitter within a named position (bins stay apart)
+EXTRA_SPREAD_Y = 0.07  # added to the vertical jitter
 SUPERSAMPLE = 4
 CHUNK = 64  # scenes are drawn in chunks of this many, each from its own seed
 
 Split = Literal["train", "test"]
 _SPLIT_SEED = {"train": 0, "test": 1_000_003}
+_DETAIL_SEED = 1_000_000_007  # the unnamed detail draws from its own stream, so attributes never change with it
+Detail = Literal["none", "random"] | float
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,7 @@ class Scenes:
     pattern: Tensor  # (B,)
     count: Tensor  # (B,) 1 or 2
     geometry: Tensor  # (B, 2, 3): centre x, centre y, half-width of each object
+    detail: Tensor  # (B,) amount of unnamed detail in [0, 1] (0: the plain world)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -109,10 +132,16 @@ def _draw_attributes(n: int, g: torch.Generator) -> dict[str, Tensor]:
     return attrs
 
 
-def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
-    """Boolean inside-mask of each object on the supersampled grid: (B,) params -> (B, H, W)."""
+def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor,
+              turn: Tensor | None = None) -> Tensor:
+    """Boolean inside-mask of each object on the supersampled grid: (B,) params -> (B, H, W).
+
+    ``turn`` (B,) rotates each object by that many radians about its centre."""
     dx = xs[None] - cx[:, None, None]
     dy = ys[None] - cy[:, None, None]
+    if turn is not None:  # the object's own frame: the grid rotated the other way
+        c, s_ = torch.cos(turn)[:, None, None], torch.sin(turn)[:, None, None]
+        dx, dy = c * dx + s_ * dy, -s_ * dx + c * dy
     r = r[:, None, None]
     circle = dx**2 + dy**2 <= r**2
     square = torch.maximum(dx.abs(), dy.abs()) <= 0.886 * r  # same area as the circle
@@ -123,18 +152,66 @@ def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: 
     return torch.where(s == 0, circle, torch.where(s == 1, square, tri))
 
 
-def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int) -> tuple[Tensor, Tensor, Tensor]:
+def _draw_detail(n: int, g: torch.Generator, amount: Tensor) -> dict[str, Tensor]:
+    """The unnamed detail of n scenes, already scaled by each scene's amount (B,) in [0, 1]."""
+    a = amount[:, None]
+
+    def signed(*shape: int) -> Tensor:
+        return 2 * torch.rand(n, *shape, generator=g) - 1
+
+    lo, hi = TEXTURE_CYCLES
+    return {
+        "amount": amount,
+        "gradient_angle": 2 * torch.pi * torch.rand(n, generator=g),
+        "gradient": amount * GRADIENT_SWING,
+        "wave_angle": torch.pi * torch.rand(n, TEXTURE_WAVES, generator=g),
+        "wave_cycles": lo + (hi - lo) * torch.rand(n, TEXTURE_WAVES, generator=g),
+        "wave_phase": torch.rand(n, TEXTURE_WAVES, generator=g),
+        "wave_swing": a * TEXTURE_SWING * signed(TEXTURE_WAVES),
+        "tint": a * TINT_SWING * signed(3),
+        "stripe_turn": amount * STRIPE_TURN * signed(),
+        "object_turn": a * OBJECT_TURN * signed(2),
+        "spread_x": a * EXTRA_SPREAD_X * signed(2),
+        "spread_y": a * EXTRA_SPREAD_Y * signed(2),
+    }
+
+
+def _background(attrs: dict[str, Tensor], g: torch.Generator, size: int, xs: Tensor, ys: Tensor,
+                detail: dict[str, Tensor] | None) -> Tensor:
+    """The background canvas (n, 3, H, H): tone, stripes if the caption says so, and any unnamed detail."""
+    n = attrs["tone"].shape[0]
+    tone_rgb = torch.tensor([TONE_RGB[t] for t in TONES])[attrs["tone"]]  # (n, 3)
+    # stripes at a random phase: brightness +- contrast; diagonal, or turned by the unnamed detail
+    phase = torch.rand(n, generator=g)[:, None, None]
+    if detail is None:
+        across = (xs + ys)[None] / 2 ** 0.5
+    else:
+        angle = (torch.pi / 4 + detail["stripe_turn"])[:, None, None]
+        across = xs[None] * torch.cos(angle) + ys[None] * torch.sin(angle)
+    wave = torch.sin(2 * torch.pi * (across * size / STRIPE_PERIOD + phase))
+    stripes = torch.where(wave > 0, 1.0, -1.0) * STRIPE_CONTRAST * attrs["pattern"][:, None, None]
+    light = stripes
+    if detail is not None:
+        # a lighting gradient in a random direction, and a texture of a few faint low-frequency waves
+        u = (xs[None] - 0.5) * torch.cos(detail["gradient_angle"])[:, None, None] + \
+            (ys[None] - 0.5) * torch.sin(detail["gradient_angle"])[:, None, None]
+        light = light + detail["gradient"][:, None, None] * u
+        for k in range(TEXTURE_WAVES):
+            angle = detail["wave_angle"][:, k, None, None]
+            along = xs[None] * torch.cos(angle) + ys[None] * torch.sin(angle)
+            cycles, phase_k = detail["wave_cycles"][:, k, None, None], detail["wave_phase"][:, k, None, None]
+            light = light + detail["wave_swing"][:, k, None, None] * torch.sin(2 * torch.pi * (cycles * along + phase_k))
+        tone_rgb = tone_rgb + detail["tint"]
+    return (tone_rgb[:, :, None, None] + light[:, None]).clamp(0, 1)
+
+
+def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int,
+            detail: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     n = attrs["tone"].shape[0]
     H = size * SUPERSAMPLE
     coords = (torch.arange(H, dtype=torch.float32) + 0.5) / H
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")  # y grows downwards
-
-    tone_rgb = torch.tensor([TONE_RGB[t] for t in TONES])[attrs["tone"]]  # (n, 3)
-    # diagonal stripes at a random phase: brightness +- contrast
-    phase = torch.rand(n, generator=g)[:, None, None]
-    wave = torch.sin(2 * torch.pi * ((xs + ys)[None] * size / STRIPE_PERIOD / 2 ** 0.5 + phase))
-    stripes = torch.where(wave > 0, 1.0, -1.0) * STRIPE_CONTRAST * attrs["pattern"][:, None, None]
-    canvas = (tone_rgb[:, :, None, None] + stripes[:, None]).clamp(0, 1)  # (n, 3, H, H)
+    canvas = _background(attrs, g, size, xs, ys, detail)
 
     geometry = torch.zeros(n, 2, 3)
     fine_masks = torch.zeros(n, 2, H, H, dtype=torch.bool)
@@ -144,13 +221,17 @@ def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int) -> tuple[Te
         pos = attrs["position"][:, k].clamp(min=0)
         cx = torch.tensor([CENTRES_X[p] for p in POSITIONS])[pos] + 0.03 * (2 * torch.rand(n, generator=g) - 1)
         cy = 0.5 + 0.08 * (2 * torch.rand(n, generator=g) - 1)
+        if detail is not None:
+            cx, cy = cx + detail["spread_x"][:, k], cy + detail["spread_y"][:, k]
         lo = torch.tensor([RADII[s][0] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
         hi = torch.tensor([RADII[s][1] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
         r = lo + (hi - lo) * torch.rand(n, generator=g)
         jitter = 0.04 * (2 * torch.rand(n, 3, generator=g) - 1)
         rgb = (colour_table[attrs["colour"][:, k].clamp(min=0)] + jitter).clamp(0, 1)
-        inside = _coverage(attrs["shape"][:, k].clamp(min=0), cx, cy, r, xs, ys) & present[:, None, None]
+        turn = None if detail is None else detail["object_turn"][:, k]
+        inside = _coverage(attrs["shape"][:, k].clamp(min=0), cx, cy, r, xs, ys, turn) & present[:, None, None]
         canvas = torch.where(inside[:, None], rgb[:, :, None, None], canvas)
+        fine_masks[:, :k] &= ~inside[:, None]  # a mask is what shows: the right object hides what it covers
         fine_masks[:, k] = inside
         geometry[:, k] = torch.stack([cx, cy, r], 1) * present[:, None]
 
@@ -159,11 +240,16 @@ def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int) -> tuple[Te
     return images, masks, geometry
 
 
-def scenes(split: Split, start: int, count: int, size: int = 32) -> Scenes:
+def scenes(split: Split, start: int, count: int, size: int = 32, detail: Detail = "none") -> Scenes:
     """Scenes ``start .. start + count - 1`` of a split, rendered at ``size`` px (deterministic).
 
     The train split is an endless stream (index ``i`` is always the same scene);
-    the test split is for evaluation only and never overlaps it.
+    the test split is for evaluation only and never overlaps it. ``detail``: the
+    amount of detail the captions do not name (see the module's docstring):
+    ``"none"`` (the plain world), ``"random"`` (each scene's own amount, uniform
+    in [0, 1]), or one amount in [0, 1] for every scene. Whatever ``detail`` is,
+    scene ``i`` has the same attributes, and its unnamed detail differs only in
+    its amount.
     """
     if split not in _SPLIT_SEED:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -171,15 +257,34 @@ def scenes(split: Split, start: int, count: int, size: int = 32) -> Scenes:
         raise ValueError(f"need start >= 0 and count >= 1, got start={start}, count={count}")
     if size % 4 or not 8 <= size <= 128:
         raise ValueError(f"size must be a multiple of 4 between 8 and 128, got {size}")
+    fixed = _detail_amount(detail)
     parts = []
     for chunk in range(start // CHUNK, (start + count - 1) // CHUNK + 1):
         g = torch.Generator().manual_seed(_SPLIT_SEED[split] + chunk)
         attrs = _draw_attributes(CHUNK, g)
-        images, masks, geometry = _render(attrs, g, size)
-        parts.append(Scenes(images, masks, geometry=geometry, **attrs))
+        if detail == "none":
+            unnamed, amount = None, torch.zeros(CHUNK)
+        else:
+            g_detail = torch.Generator().manual_seed(_DETAIL_SEED + _SPLIT_SEED[split] + chunk)
+            drawn = torch.rand(CHUNK, generator=g_detail)  # drawn always, so the rest of the stream never shifts
+            amount = drawn if fixed is None else torch.full((CHUNK,), fixed)
+            unnamed = _draw_detail(CHUNK, g_detail, amount)
+        images, masks, geometry = _render(attrs, g, size, unnamed)
+        parts.append(Scenes(images, masks, geometry=geometry, detail=amount, **attrs))
     lo = start - (start // CHUNK) * CHUNK
     merged = Scenes(*(torch.cat([getattr(p, f) for p in parts]) for f in Scenes.__dataclass_fields__))
     return merged[lo : lo + count]
+
+
+def _detail_amount(detail: Detail) -> float | None:
+    """The one amount ``detail`` fixes for every scene, None for "none" and "random"; raises on anything else."""
+    if isinstance(detail, str):
+        if detail not in ("none", "random"):
+            raise ValueError(f"detail must be 'none', 'random' or an amount in [0, 1], got {detail!r}")
+        return None
+    if isinstance(detail, bool) or not isinstance(detail, (int, float)) or not 0 <= detail <= 1:
+        raise ValueError(f"detail must be 'none', 'random' or an amount in [0, 1], got {detail!r}")
+    return float(detail)
 
 
 def with_attribute(s: Scenes, family: str, values: Tensor, obj: int = 0) -> Scenes:
