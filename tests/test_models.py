@@ -22,6 +22,16 @@ def test_judge_reads_held_out_scenes(judge):
     assert min(acc.values()) >= 0.98, acc
 
 
+def test_judge_detail_reads_the_plain_world_and_full_unnamed_detail():
+    # catches a judge-detail that was not trained on the detail (the plain judge reads shape 79% at full detail)
+    judge = recipes.load_judge("judge-detail")
+    plain = agreement(judge.predict(TEST.images), targets(TEST))
+    detailed_scenes = scenes("test", 0, 300, detail=1.0)
+    detailed = agreement(judge.predict(detailed_scenes.images), targets(detailed_scenes))
+    assert min(plain.values()) >= 0.98, plain
+    assert min(detailed.values()) >= 0.97, detailed  # measured on 2,000: shape 99.4%, pattern 99.8%, the rest 100%
+
+
 #: well below the shipped CLIP's measured top-1 (see its card), so this catches breakage, not noise
 CLIP_TOP1_BOUND = 0.9
 

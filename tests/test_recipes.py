@@ -187,3 +187,17 @@ def test_the_judge_recipe_can_train_on_unnamed_detail_and_reads_the_judge_at_eac
     assert list(table) == [f"detail {a:g}" for a in DETAIL_AMOUNTS]
     # the shipped judge was trained on the plain world: it reads it perfectly and loses shape at full detail
     assert table["detail 0"]["shape"] == 1.0 and table["detail 1"]["shape"] < table["detail 0"]["shape"]
+
+
+def test_the_base_detail_recipe_trains_on_scenes_with_unnamed_detail_and_is_scored_by_their_judge():
+    from minidiff.__main__ import RECIPES
+    from minidiff.course import recipes
+    from minidiff.world.scenes import scenes
+
+    plain, detailed = recipes.probe_data(8, 3)(5), recipes.probe_data(8, 3, detail="random")(5)
+    assert torch.equal(detailed["x0"], scenes("train", 40, 8, detail="random").images)
+    assert not torch.equal(detailed["x0"], plain["x0"])
+    for key in ("ids", "mask", "label_shape", "label_colour"):  # captions and labels do not depend on the detail
+        assert torch.equal(detailed[key], plain[key]), key
+    assert RECIPES["base-detail"] is recipes.train_base_detail
+    assert recipes.BASE_DETAIL_JUDGE == "judge-detail"

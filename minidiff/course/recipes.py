@@ -135,10 +135,10 @@ BASE_UNET = UNetConfig(
 BASE_TRAIN = TrainConfig(steps=7000, batch_size=64, lr=1e-3, warmup=500, cooldown=1000, ema_decay=0.999, checkpoint_every=250, mixed_precision=True, prediction="v")
 
 
-def base_data(batch_size: int, seed: int = 0):
+def base_data(batch_size: int, seed: int = 0, detail: Detail = "none"):
     """Training batches of world scenes: images, token ids of a random phrasing, 10% empty captions
     (``probe_data``'s batches without their labels)."""
-    labelled = probe_data(batch_size, seed)
+    labelled = probe_data(batch_size, seed, detail=detail)
 
     def data(step: int) -> dict[str, torch.Tensor]:
         return {k: v for k, v in labelled(step).items() if not k.startswith("label_")}
@@ -173,20 +173,22 @@ white, because x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) multiplies the eps error b
 
 
 def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str, name: str, about: str, command: str,
-                     half: bool = False, extra: str = "", metrics: dict | None = None) -> None:
+                     half: bool = False, extra: str = "", metrics: dict | None = None, judge: str = "judge",
+                     detail: Detail = "none") -> None:
     """Evaluate a trained text-conditioned model (guidance sweep, then the recommended scale on ``BASE_EVAL_SIZE``
     samples) and write it with its model card: ``about`` opens the card ({parameters} is filled in), ``extra`` ends it,
     ``metrics`` are stored in the config beside the judge's. half: store float16 weights; the model is rounded first,
-    so the card's numbers are those of the file."""
+    so the card's numbers are those of the file. ``judge`` names the judge checkpoint that scores it, ``detail`` the
+    world its real scenes (world-FD) come from."""
     model = result.ema.cpu().eval()
     if half:
         round_to_half(model)
-    judge = load_judge()
-    sweep = {s: evaluate_base(model, judge, n=BASE_SWEEP_SIZE, scale=s, steps=BASE_SWEEP_STEPS) for s in BASE_SWEEP_SCALES}
+    judge_name, judge = judge, load_judge(judge)
+    sweep = {s: evaluate_base(model, judge, n=BASE_SWEEP_SIZE, scale=s, steps=BASE_SWEEP_STEPS, detail=detail) for s in BASE_SWEEP_SCALES}
     for s_, m in sweep.items():
         print(f"scale {s_}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()), flush=True)
     best = max(BASE_SWEEP_SCALES, key=lambda s_: min(sweep[s_][f] for f in ("shape", "colour", "size", "position", "tone", "pattern")))
-    main = evaluate_base(model, judge, n=BASE_EVAL_SIZE, scale=best)
+    main = evaluate_base(model, judge, n=BASE_EVAL_SIZE, scale=best, detail=detail)
     print(f"recommended scale {best}: {main}", flush=True)
     families = ("count", "shape", "colour", "size", "position", "tone", "pattern")
     sweep_rows = "\n".join(f"| {s_} | " + " | ".join(f"{100 * m[f]:.1f}%" for f in families) + f" | {m['world_fd']:.2f} |" for s_, m in sweep.items())
@@ -197,6 +199,8 @@ def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str,
 - Recommended guidance scale: {best} (the scale whose worst attribute family is best, below)
 
 ## Measured (`minidiff.course.recipes.evaluate_base`, DDIM 50 steps, prompts = captions of held-out scenes)
+
+Scored by the `{judge_name}` judge; world-FD against held-out scenes of {"the plain world" if detail == "none" else f"the world with unnamed detail (`detail={detail!r}`)"}.
 
 At the recommended scale, {BASE_EVAL_SIZE} samples: the judge agrees with the prompt's attributes
 
@@ -213,6 +217,7 @@ Guidance sweep, {BASE_SWEEP_SIZE} samples each, DDIM {BASE_SWEEP_STEPS} steps (w
         export, model,
         {"kind": "text_unet", "unet": unet.to_dict(), "text_encoder": model.text.config.to_dict(), "prediction": model.prediction,
          "schedule": {"kind": "linear", "T": 1000}, "guidance_scale": best, "metrics": {**main, **(metrics or {})},
+         "judge": judge_name, "world_detail": detail,
          "sweep": {str(k): v for k, v in sweep.items()}},
         card, half=half,
     )
@@ -350,15 +355,15 @@ class TextProbe(torch.nn.Module):
         return {name: head(pooled) for name, head in self.heads.items()}
 
 
-def probe_data(batch_size: int, seed: int, start: int = 0):
+def probe_data(batch_size: int, seed: int, start: int = 0, detail: Detail = "none"):
     """Training batches (images, token ids of a random phrasing, 10% empty captions) plus ``label_<head>``: the judge's labels of the scene each caption names (-1 where
     the caption was dropped, so there is nothing to read). ``start``: the step this stream begins at, so a second
-    stage continues the first's stream instead of repeating it."""
+    stage continues the first's stream instead of repeating it. ``detail``: the world's unnamed detail (``scenes``)."""
     tokenizer = Tokenizer()
 
     def data(step: int) -> dict[str, torch.Tensor]:
         step += start
-        batch = scenes("train", step * batch_size, batch_size)
+        batch = scenes("train", step * batch_size, batch_size, detail=detail)
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         texts = captions(batch, g)
         drop = torch.rand(batch_size, generator=g) < CAPTION_DROPOUT
@@ -449,19 +454,73 @@ DDIM {BASE_SWEEP_STEPS} steps, `recipes.shapes_read_right`):
                      half=True, extra=extra)
 
 
+# -- the course's one base model: the world with unnamed detail, text only through attention, words kept apart ---
+
+#: warm-started from base-xattn (text only through cross-attention at 16x16 and 8x8), with base-probe's text probe so
+#: the encoder keeps the words apart, on scenes with unnamed detail; about 2.9 s per step on 2 CPU cores (base-xattn)
+BASE_DETAIL_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup=100, cooldown=500, ema_decay=0.999,
+                                checkpoint_every=100, mixed_precision=True, prediction="v", seed=3)
+BASE_DETAIL_JUDGE = "judge-detail"
+
+
+def train_base_detail(out: str, export: str | None = None, steps: int | None = None, progress: bool = False,
+                      device: str = "cpu") -> None:
+    """``python -m minidiff train base-detail``: base-xattn fine-tuned with the text probe on ``detail="random"``."""
+    from ..core.checkpoint import load_text_unet
+
+    config = BASE_DETAIL_TRAIN if steps is None else TrainConfig(**{**BASE_DETAIL_TRAIN.__dict__, "steps": steps})
+    torch.manual_seed(config.seed)
+    source, _, _ = load_text_unet("base-xattn")
+    net = TextProbe(source.float().requires_grad_(True).train())
+    before = word_distances(source.encode)
+    print(f"base-detail: warm start from base-xattn; word distances before {', '.join(f'{k} {v:.1f}' for k, v in before.items())}",
+          flush=True)
+    result = train(net, probe_data(config.batch_size, config.seed, detail="random"), linear_schedule(), config, out,
+                   loss_fn=probe_loss(), progress=progress, log_every=25, device=device)
+    print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
+    model = result.ema.model.cpu().eval()
+    after = word_distances(model.encode)
+    print(f"word distances after {', '.join(f'{k} {v:.1f}' for k, v in after.items())}", flush=True)
+    if export is None:
+        return
+    round_to_half(model)  # what ships, so every number below is the file's
+    report, gates = attention_report(model, linear_schedule(), load_judge(BASE_DETAIL_JUDGE), detail="random")
+    print(report, flush=True)
+    about = f"""The course's base model: a `CLIPTextModel` text encoder and a UNet whose only route for the caption is
+cross-attention, at 16x16 and 8x8 (as in Stable Diffusion), trained on the world with detail its captions do not name
+(`scenes(..., detail="random")`: lighting, texture, tint, stripe angle, rotation, spread; each scene its own amount).
+{{parameters}} M parameters, v-prediction, linear schedule with T = 1000, float16 weights. Use `model.denoiser(...)`.
+Warm-started from `base-xattn`, then trained with one more loss, `base-probe`'s text probe: linear heads read the
+caption's pooled token states and must name the attributes of the scene it describes (text only), weighted
+{PROBE_WEIGHT} beside the v loss, so the encoder keeps the words apart; the heads are dropped after training.
+"""
+    extra = report + f"""
+## The words the encoder keeps apart (`recipes.word_distances`)
+
+| model | """ + " | ".join(before) + """ |
+|---|---|---|---|---|
+| base-xattn | """ + " | ".join(f"{v:.1f}" for v in before.values()) + """ |
+| base-detail | """ + " | ".join(f"{v:.1f}" for v in after.values()) + " |\n"
+    export_text_unet(replace(result, ema=model), config, BASE_XATTN_UNET, export, "base-detail", about,
+                     "python -m minidiff train base-detail --out runs/base-detail --export minidiff/checkpoints/base-detail",
+                     half=True, extra=extra, metrics={**gates, **{f"word_distance_{k}": v for k, v in after.items()}},
+                     judge=BASE_DETAIL_JUDGE, detail="random")
+
+
 ATTENTION_LIFT_STEPS = (100, 500, 900)
 ATTENTION_PROBE = 64
 
 
 @torch.no_grad()
-def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, steps: int = 25) -> tuple[str, dict[str, float]]:
+def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, steps: int = 25,
+                     detail: Detail = "none") -> tuple[str, dict[str, float]]:
     """Does the model's text go through its attention maps? Chapter 7's two measures, on ``n`` held-out one-object scenes:
     the lift of each kind of word (``attention_lift``) at ``ATTENTION_LIFT_STEPS``, and the judge's agreement with
     ``n`` held-out captions sampled normally and with cross-attention made uniform (an ablation that must hurt if the
     words act through the maps). Returns a Markdown section and its numbers."""
     from ..core.attention import attach_controller, uniform_attention
 
-    pool = scenes("test", 500, 4 * n)
+    pool = scenes("test", 500, 4 * n, detail=detail)
     held = pool[(pool.count == 1).nonzero().flatten()[:n]]
     rows, numbers = [], {}
     for t in ATTENTION_LIFT_STEPS:
@@ -518,9 +577,11 @@ def sample_prompts(model, schedule, prompts: list[str], scale: float, steps: int
 
 
 @torch.no_grad()
-def evaluate_base(model, judge: Judge, n: int = BASE_EVAL_SIZE, scale: float = 3.0, steps: int = 50) -> dict[str, float]:
-    """Judge agreement with the prompts' attributes per family, and world-FD to real held-out scenes."""
-    test = scenes("test", 0, 3 * n)
+def evaluate_base(model, judge: Judge, n: int = BASE_EVAL_SIZE, scale: float = 3.0, steps: int = 50,
+                  detail: Detail = "none") -> dict[str, float]:
+    """Judge agreement with the prompts' attributes per family, and world-FD to real held-out scenes (of the world
+    with ``detail``; the prompts, captions, are the same in every world)."""
+    test = scenes("test", 0, 3 * n, detail=detail)
     prompt_scenes, real_a, real_b = test[:n], test[n : 2 * n], test[2 * n :]
     prompts = captions(prompt_scenes, torch.Generator().manual_seed(1))
     samples = sample_prompts(model, linear_schedule(), prompts, scale, steps=steps)
@@ -672,14 +733,14 @@ def train_judge(out: str, export: str | None = None, steps: int | None = None, p
     by_detail = judge_by_detail(trained)
     print(_table(results))
     print(_table(by_detail))
-    world = ("the plain world" if detail == "none" else
-             f"scenes with unnamed detail (`scenes(..., detail={detail!r})`: each scene its own amount, uniform in [0, 1])")
+    world = ("of the plain world" if detail == "none" else
+             f"with unnamed detail (`scenes(..., detail={detail!r})`, each scene its own amount, uniform in [0, 1])")
     card = f"""# {name}
 
 The world's referee: an attribute classifier for 32 px scenes (`minidiff.world.judge.Judge`,
 {sum(p.numel() for p in judge.parameters()):,} parameters, CoordConv input). Heads: object count; shape, colour, size and
 position of the left (or only) object; shape, colour and size of the right object; background tone
-and pattern. Trained on real scenes only ({world}), with random degradations (noise, blur, colour casts,
+and pattern. Trained on real scenes only, {world}, with random degradations (noise, blur, colour casts,
 16 and 8 px views), never on model outputs. Its 128-d penultimate features define world-FD.
 
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr}, EMA {config.ema_decay}
