@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import minidiff as md
+
 from minidiff.course import sr_recipes
 from minidiff.methods.sr3 import upsample
 
@@ -200,4 +202,15 @@ def test_the_base_detail_recipe_trains_on_scenes_with_unnamed_detail_and_is_scor
     for key in ("ids", "mask", "label_shape", "label_colour"):  # captions and labels do not depend on the detail
         assert torch.equal(detailed[key], plain[key]), key
     assert RECIPES["base-detail"] is recipes.train_base_detail
-    assert recipes.BASE_DETAIL_JUDGE == "judge-detail"
+    assert recipes.BASE_DETAIL_JUDGE in md.available_checkpoints()
+
+
+def test_the_base_detail_recipe_warm_starts_from_base_xattn_and_resumes(tmp_path, capsys):
+    from minidiff.course import recipes
+
+    recipes.train_base_detail(str(tmp_path), steps=1)
+    printed = capsys.readouterr().out
+    assert "warm start from base-xattn" in printed and "step 1/1" in printed and "word distances after" in printed
+    recipes.train_base_detail(str(tmp_path), steps=1)  # a second call finds the finished state and trains nothing
+    again = capsys.readouterr().out
+    assert "trained to step 1 " in again and "step 1/1" not in again

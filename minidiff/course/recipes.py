@@ -389,6 +389,15 @@ def probe_loss(weight: float = PROBE_WEIGHT):
     return loss_fn
 
 
+def probe_run_model(result) -> tuple[torch.nn.Module, dict[str, float]]:
+    """The averaged (EMA) text model of a text-probe run, without its heads, on the CPU, and its word distances
+    (printed)."""
+    model = result.ema.model.cpu().eval()
+    after = word_distances(model.encode)
+    print(f"word distances after {', '.join(f'{k} {v:.1f}' for k, v in after.items())}", flush=True)
+    return model, after
+
+
 def train_base_probe(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
     """``python -m minidiff train base-probe``: fine-tune the shipped ``base`` with a text probe (``TextProbe``), in two
     stages (``out`` and ``out/stage2``); ``steps`` overrides the second stage's."""
@@ -411,9 +420,7 @@ def train_base_probe(out: str, export: str | None = None, steps: int | None = No
                    device=device)
     result = replace(second, total_seconds=first.total_seconds + second.total_seconds)
     print(f"stage 2 at step {second.step} ({second.seconds:.0f}s in this call)", flush=True)
-    model = result.ema.model.cpu().eval()
-    after = word_distances(model.encode)
-    print(f"word distances after {', '.join(f'{k} {v:.1f}' for k, v in after.items())}", flush=True)
+    model, after = probe_run_model(result)
     if export is None:
         return
     round_to_half(model)  # what ships, so every number below is the file's
@@ -478,9 +485,7 @@ def train_base_detail(out: str, export: str | None = None, steps: int | None = N
     result = train(net, probe_data(config.batch_size, config.seed, detail="random"), linear_schedule(), config, out,
                    loss_fn=probe_loss(), progress=progress, log_every=25, device=device)
     print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
-    model = result.ema.model.cpu().eval()
-    after = word_distances(model.encode)
-    print(f"word distances after {', '.join(f'{k} {v:.1f}' for k, v in after.items())}", flush=True)
+    model, after = probe_run_model(result)
     if export is None:
         return
     round_to_half(model)  # what ships, so every number below is the file's
