@@ -53,13 +53,18 @@ def test_unnamed_detail_changes_no_attribute_and_records_its_amount():
         assert torch.equal(getattr(random, family), getattr(TEST, family)), family
     assert torch.equal(TEST.detail, torch.zeros(256)) and torch.equal(DETAILED.detail, torch.ones(256))
     assert 0 <= random.detail.min() < 0.1 and 0.9 < random.detail.max() <= 1  # uniform over [0, 1]
-    # a scene's amount is the same however the stream is sliced; its own detail at amount 1 is DETAILED's
-    assert torch.equal(scenes("test", 100, 20, detail="random").detail, random.detail[100:120])
+    # a scene is the same however the stream is sliced (scenes 50..79 span two chunks of 64)
+    sliced = scenes("test", 50, 30, detail="random")
+    for field in ("detail", "images", "masks", "geometry"):
+        assert torch.equal(getattr(sliced, field), getattr(random, field)[50:80]), field
 
 
 def test_no_detail_is_the_plain_world_and_detail_grows_with_its_amount():
-    assert torch.equal(scenes("test", 0, 256, detail=0.0).images, TEST.images)
-    assert torch.equal(scenes("test", 0, 256, detail=0.0).masks, TEST.masks)
+    # the plain world bit for bit at amount 0 (scenes 2048.. hold a striped scene whose stripe edge a rotated
+    # coordinate at angle pi/4 once moved; scenes near the border would move if the shifted-object clamp did)
+    for start in (0, 2048):
+        plain, zero = scenes("test", start, 256), scenes("test", start, 256, detail=0.0)
+        assert torch.equal(zero.images, plain.images) and torch.equal(zero.masks, plain.masks)
     background = ~(TEST.masks | DETAILED.masks).any(1)  # (B, S, S): pixels no object covers in either
     change = [
         ((scenes("test", 0, 256, detail=a).images - TEST.images).abs().mean(1)[background]).mean()
@@ -67,10 +72,24 @@ def test_no_detail_is_the_plain_world_and_detail_grows_with_its_amount():
     ]
     assert 0 < change[0] < change[1] < change[2]
     assert change[2] > 0.1  # clearly visible at full detail (mean change in [-1, 1] units; measured 0.17)
-    # objects turn: at full detail, most squares' and triangles' masks differ from the plain world's
-    corners = TEST.shape[:, 0] > 0
-    moved = (DETAILED.masks[:, 0] != TEST.masks[:, 0]).flatten(1).any(1)
-    assert moved[corners].float().mean() > 0.9
+    # no object leaves the image: at full detail every one keeps a pixel clear of the border
+    edge = DETAILED.masks[..., [0, -1]].any(-1).any(-1) | DETAILED.masks[..., [0, -1], :].any(-1).any(-1)
+    assert not edge.any()
+
+
+def test_a_turned_square_is_the_square_rotated_about_its_centre():
+    from minidiff.world.scenes import _coverage
+
+    coords = (torch.arange(256, dtype=torch.float32) + 0.5) / 256
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    centre, r = torch.tensor([0.5]), torch.tensor([0.2])
+    square = torch.tensor([1])
+    turned = _coverage(square, centre, centre, r, xs, ys, torch.tensor([torch.pi / 4]))[0]
+    diamond = ((xs - 0.5).abs() + (ys - 0.5).abs()) <= 0.886 * 0.2 * 2 ** 0.5
+    assert (turned != diamond).float().mean() < 0.002  # only rim pixels where float rounding decides
+    upright = _coverage(square, centre, centre, r, xs, ys, torch.tensor([0.0]))[0]
+    assert torch.equal(upright, _coverage(square, centre, centre, r, xs, ys)[0])
+    assert (turned != upright).float().mean() > 0.03
 
 
 def test_two_object_scenes_are_left_and_right_and_differ_in_colour():

@@ -464,7 +464,8 @@ DDIM {BASE_SWEEP_STEPS} steps, `recipes.shapes_read_right`):
 # -- the course's one base model: the world with unnamed detail, text only through attention, words kept apart ---
 
 #: warm-started from base-xattn (text only through cross-attention at 16x16 and 8x8), with base-probe's text probe so
-#: the encoder keeps the words apart, on scenes with unnamed detail; about 2.9 s per step on 2 CPU cores (base-xattn)
+#: the encoder keeps the words apart, on scenes with unnamed detail (base-xattn's card: 4,442 s for 1,200 steps on
+#: 2 CPU cores, 3.7 s per step; the probe adds one more pass of the text encoder)
 BASE_DETAIL_TRAIN = TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup=100, cooldown=500, ema_decay=0.999,
                                 checkpoint_every=100, mixed_precision=True, prediction="v", seed=3)
 BASE_DETAIL_JUDGE = "judge-detail"
@@ -734,7 +735,7 @@ def train_judge(out: str, export: str | None = None, steps: int | None = None, p
     if export is None:
         return
     trained = result.ema.cpu().eval()
-    results = evaluate_judge(trained)
+    results = evaluate_judge(trained, detail=detail)
     by_detail = judge_by_detail(trained)
     print(_table(results))
     print(_table(by_detail))
@@ -752,7 +753,7 @@ and pattern. Trained on real scenes only, {world}, with random degradations (noi
 - Command: `python -m minidiff train {name} --out runs/{name} --export minidiff/checkpoints/{name}`
 - Time: {result.total_seconds:.0f} s on {result.hardware}
 
-## Measured: agreement with the true attributes, {JUDGE_TEST_SIZE} held-out scenes (`evaluate_judge`)
+## Measured: agreement with the true attributes, {JUDGE_TEST_SIZE} held-out scenes {world} (`evaluate_judge`)
 
 {_table(results)}
 

@@ -132,6 +132,16 @@ def _draw_attributes(n: int, g: torch.Generator) -> dict[str, Tensor]:
     return attrs
 
 
+def _half_width(shape: Tensor, r: Tensor, turn: Tensor) -> Tensor:
+    """How far each object reaches left and right of its centre once turned by ``turn``: (B,) -> (B,)."""
+    c, s_ = torch.cos(turn).abs(), torch.sin(turn).abs()
+    square = 0.886 * r * (c + s_)
+    # the triangle's corners (circumradius 1.25 r) sit at -90, 30 and 150 degrees before the turn
+    corners = torch.tensor([-torch.pi / 2, torch.pi / 6, 5 * torch.pi / 6])
+    triangle = 1.25 * r * torch.cos(corners[None] + turn[:, None]).abs().amax(1)
+    return torch.where(shape == 0, r, torch.where(shape == 1, square, triangle))
+
+
 def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor,
               turn: Tensor | None = None) -> Tensor:
     """Boolean inside-mask of each object on the supersampled grid: (B,) params -> (B, H, W).
@@ -183,11 +193,10 @@ def _background(attrs: dict[str, Tensor], g: torch.Generator, size: int, xs: Ten
     tone_rgb = torch.tensor([TONE_RGB[t] for t in TONES])[attrs["tone"]]  # (n, 3)
     # stripes at a random phase: brightness +- contrast; diagonal, or turned by the unnamed detail
     phase = torch.rand(n, generator=g)[:, None, None]
-    if detail is None:
-        across = (xs + ys)[None] / 2 ** 0.5
-    else:
+    across = (xs + ys)[None] / 2 ** 0.5
+    if detail is not None:  # (unturned scenes keep the diagonal's own arithmetic: cos/sin of pi/4 would move an edge)
         angle = (torch.pi / 4 + detail["stripe_turn"])[:, None, None]
-        across = xs[None] * torch.cos(angle) + ys[None] * torch.sin(angle)
+        across = torch.where(angle == torch.pi / 4, across, xs[None] * torch.cos(angle) + ys[None] * torch.sin(angle))
     wave = torch.sin(2 * torch.pi * (across * size / STRIPE_PERIOD + phase))
     stripes = torch.where(wave > 0, 1.0, -1.0) * STRIPE_CONTRAST * attrs["pattern"][:, None, None]
     light = stripes
@@ -221,11 +230,16 @@ def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int,
         pos = attrs["position"][:, k].clamp(min=0)
         cx = torch.tensor([CENTRES_X[p] for p in POSITIONS])[pos] + 0.03 * (2 * torch.rand(n, generator=g) - 1)
         cy = 0.5 + 0.08 * (2 * torch.rand(n, generator=g) - 1)
-        if detail is not None:
-            cx, cy = cx + detail["spread_x"][:, k], cy + detail["spread_y"][:, k]
         lo = torch.tensor([RADII[s][0] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
         hi = torch.tensor([RADII[s][1] for s in SIZES])[attrs["size"][:, k].clamp(min=0)]
         r = lo + (hi - lo) * torch.rand(n, generator=g)
+        if detail is not None:
+            cx, cy = cx + detail["spread_x"][:, k], cy + detail["spread_y"][:, k]
+            # keep a shifted or turned object inside the image, a pixel clear of its edge at full detail (at amount
+            # 0 this moves no object of the plain world)
+            reach = _half_width(attrs["shape"][:, k].clamp(min=0), r, detail["object_turn"][:, k])
+            reach = reach + detail["amount"] / size
+            cx = torch.minimum(torch.maximum(cx, reach), 1 - reach)
         jitter = 0.04 * (2 * torch.rand(n, 3, generator=g) - 1)
         rgb = (colour_table[attrs["colour"][:, k].clamp(min=0)] + jitter).clamp(0, 1)
         turn = None if detail is None else detail["object_turn"][:, k]
