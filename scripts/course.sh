@@ -24,7 +24,7 @@ case "$mode" in
     echo "    .venv/bin/python -m http.server --bind 127.0.0.1 --directory _build/html 8000"
     ;;
   check)
-    # a chapter with a text-conditioned model: it needs the text encoder's transformers, which only `dev` once had
+    # a chapter with a text-conditioned model, so the text encoder's dependencies (transformers) are exercised
     python scripts/lab.py --check 03_cdm.ipynb
     ;;
   lab)
