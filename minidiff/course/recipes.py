@@ -492,7 +492,7 @@ def train_base_detail(out: str, export: str | None = None, steps: int | None = N
     round_to_half(model)  # what ships, so every number below is the file's
     report, gates = attention_report(model, linear_schedule(), load_judge(BASE_DETAIL_JUDGE), detail="random")
     print(report, flush=True)
-    about = f"""The course's base model: a `CLIPTextModel` text encoder and a UNet whose only route for the caption is
+    about = f"""The first stage of the course's coming base model: a `CLIPTextModel` text encoder and a UNet whose only route for the caption is
 cross-attention, at 16x16 and 8x8 (as in Stable Diffusion), trained on the world with detail its captions do not name
 (`scenes(..., detail="random")`: lighting, texture, tint, stripe angle, rotation, spread; each scene its own amount).
 {{parameters}} M parameters, v-prediction, linear schedule with T = 1000, float16 weights. Use `model.denoiser(...)`.
