@@ -15,7 +15,7 @@ from .core.checkpoint import available_checkpoints
 from .course import experiments, recipes, sr_recipes
 from .course.train import training_device
 
-RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn, "base-probe": recipes.train_base_probe,
+RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn,
            "base-detail": recipes.train_base_detail, "judge": recipes.train_judge,
            "judge-detail": functools.partial(recipes.train_judge, detail="random", name="judge-detail"), "clip": recipes.train_clip,
            **sr_recipes.SR_RECIPES}

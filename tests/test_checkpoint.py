@@ -96,9 +96,16 @@ def test_kind_mismatch_is_named(saved):
         load_checkpoint(folder, kind="toy_mlp")
 
 
+def test_a_config_with_nan_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="config holds NaN or infinity"):
+        save_checkpoint(tmp_path / "nan", {"w": torch.zeros(2)}, {"kind": "unet", "metrics": {"fd": float("nan")}}, "# card")
+    assert not (tmp_path / "nan").exists()
+
+
 @pytest.mark.parametrize("name", available_checkpoints())
 def test_every_shipped_checkpoint_loads_and_has_a_card(name):
     ckpt = load_checkpoint(name)
+    json.loads((CHECKPOINT_DIR / name / "config.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {name}'s config"))
     assert len(ckpt.card) > 200, "every shipped model needs a model card with its numbers"
     assert "Command" in ckpt.card and "Time" in ckpt.card
 

@@ -1,5 +1,8 @@
 """The chapters' sweeps run end to end on tiny sizes (an untrained base model), and their files round-trip."""
 
+import json
+
+import pytest
 import torch
 
 from minidiff import linear_schedule
@@ -134,3 +137,16 @@ def test_diffusion_clip_sweep_runs_on_tiny_sizes_and_reports_both_readers():
         assert 0 <= numbers[key] <= 1
     assert abs(sum(numbers["judge_colours"].values()) - 1) < 1e-6  # every output gets exactly one colour
     assert images["edited"].shape == images["source"].shape == (2, 3, 32, 32)
+
+
+def test_every_shipped_result_is_strict_json_and_saving_a_nan_names_the_result(tmp_path):
+    """Strict JSON readers (browsers, jq, other languages) reject NaN: results write None for what was not measured."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} in a results file")
+
+    for path in sorted(experiments.RESULTS.glob("*.json")):
+        json.loads(path.read_text(), parse_constant=refuse)
+    with pytest.raises(ValueError, match="'broken' hold NaN"):
+        experiments.save_results("broken", {"rows": [{"world_fd": float("nan")}]}, {}, tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written

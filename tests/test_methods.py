@@ -154,6 +154,12 @@ def test_direct_inversion_offsets_go_to_the_source_rows_only():
     torch.testing.assert_close(pair[1], free[0], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="same timesteps"):
         sample_ddim(guided, inv.noise, S.timesteps(6), S, on_step=add_offsets(inv.offsets))
+    assert inv.timesteps == tuple(ts.tolist())
+    with pytest.raises(ValueError, match="recorded at t = .*sample with the inversion's timesteps"):  # fewer steps: no index overflow
+        sample_ddim(guided, inv.noise, S.timesteps(3), S, on_step=add_offsets(inv))
+    with torch.no_grad():  # the checked form adds the same offsets
+        torch.testing.assert_close(sample_ddim(guided, inv.noise, ts, S, on_step=add_offsets(inv)),
+                                   sample_ddim(guided, inv.noise, ts, S, on_step=add_offsets(inv.offsets)), rtol=0, atol=0)
 
 
 def test_null_text_inversion_beats_plain_ddim_inversion_under_guidance():

@@ -172,11 +172,57 @@ def test_the_base_text_encoder_hardly_tells_circle_from_square_and_clip_does():
     assert theirs["circle/square"] > 0.8 * theirs["red/blue"], theirs
 
 
-@pytest.mark.skipif("base-probe" not in md.available_checkpoints(), reason="trained by the base-probe recipe")
-def test_base_probe_follows_its_prompt_shape_included_and_its_encoder_tells_circle_from_square(judge):
-    """base fine-tuned with the text probe: the card measures shape 90%+ (base: 56%); its encoder moves the token
-    states further for circle/square than for red/blue (measured: 47.6 vs 35.5; base: 2.9 vs 22.8)."""
-    model, _, acc = prompt_following("base-probe", judge)
-    assert acc["shape"] >= 0.8 and min(acc["colour"], acc["size"], acc["position"], acc["tone"], acc["pattern"]) >= 0.9, acc
-    words = recipes.word_distances(model.encode)
-    assert words["circle/square"] > 0.8 * words["red/blue"], words
+@pytest.fixture(scope="module")
+def base_detail():
+    return md.load_text_unet("base-detail")
+
+
+def test_base_detail_follows_its_prompt_and_keeps_what_it_has_of_shape(base_detail):
+    """Gate 1 on a small sample. The card (512 samples, DDIM 50) meets >= 90% in every family but shape (66.9%: the
+    gate is missed, and the card says so). On 64 held-out captions of the detailed world (DDIM 20, judge-detail),
+    measured: shape 87.7%, every other family 100%. A retrain that loses the other families, or falls back towards
+    the first 1,000-step run's shape (56% in its card), fails."""
+    model, schedule, ckpt = base_detail
+    few = scenes("test", 0, 64, detail="random")
+    samples = recipes.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(1)), scale=ckpt.config["guidance_scale"], steps=20)
+    acc = agreement(recipes.load_judge("judge-detail").predict(samples), targets(few))
+    assert acc["shape"] >= 0.6 and min(v for f, v in acc.items() if f != "shape") >= 0.9, acc
+
+
+def test_base_detail_colour_words_act_through_its_attention_maps(base_detail):
+    """Gate 2 on small samples. Measured on these 16 scenes at t = 500: colour words 2.64 (gate >= 2.0, met in the card),
+    shape words 1.68 (gate >= 2.0, missed: the card has 1.85), other words 1.03 (gate <= 1.2). Uniform cross-attention
+    on these 32 captions costs colour 19 points and shape 14 (the card, 64 captions: 23 and 6; the gates ask 30 and 20).
+    A model whose words stop acting through the maps (the pooled base model: lifts about 1.0, no cost) fails."""
+    from minidiff.core.attention import uniform_attention
+
+    model, schedule, _ = base_detail
+    pool = scenes("test", 500, 60, detail="random")
+    mean, _ = recipes.attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:16]], 500, seed=500)
+    assert mean["colour words"] >= 2.0 and mean["shape words"] >= 1.4 and mean["other words"] <= 1.2, mean
+    probe = scenes("test", 900, 32)
+    prompts, judge = [caption(probe, i) for i in range(32)], recipes.load_judge("judge-detail")
+    normal = agreement(judge.predict(recipes.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
+    with md.attach_controller(model.unet, uniform_attention({"cross"})):
+        flat = agreement(judge.predict(recipes.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
+    assert normal["colour"] - flat["colour"] >= 0.1, (normal, flat)
+
+
+def test_base_detail_attention_control_keeps_the_background_of_real_edits(base_detail):
+    """Gate 3 on the first 8 of the card's 48 edits (4 colour, 4 shape). Measured: P2P + Direct Inversion succeeds on
+    all 8 and keeps the background 7.3 dB better than the same inversion without attention control (card: 75% of 48,
+    the success gate of 90% missed on shape; +5.0 dB, the gain gate of 3 dB met). Without LocalBlend, or with the
+    controller detached, the gain falls to about 0.5 dB (the card's Replace-alone row) and this fails."""
+    from minidiff.course import detail_edits
+
+    model, schedule, _ = base_detail
+    numbers, _ = detail_edits.detail_edit_report(model, schedule, recipes.load_judge("judge-detail"), n=8, strengths=(0.5,),
+                                                 replace_alone=False, progress=lambda line: None)
+    assert numbers["gates"]["p2p_success"] >= 0.75 and numbers["gates"]["p2p_background_gain_db"] >= 3.0, numbers["gates"]
+
+
+def test_base_detail_card_gate_table_is_the_one_its_stored_numbers_give(base_detail):
+    """The card's verdicts are computed, not typed: rebuilt from config.json they match the card line for line."""
+    _, _, ckpt = base_detail
+    table, all_met = recipes.stored_gates(ckpt.config["metrics"])
+    assert table in ckpt.card and all_met == ("**no**" not in table)

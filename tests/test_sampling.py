@@ -130,8 +130,13 @@ def test_same_seed_same_samples_different_seed_different_samples():
 def test_bad_sampler_inputs_are_refused_with_reasons():
     model = mixture64().denoiser(SCHEDULE)
     z = torch.randn(4, 2, dtype=torch.float64)
-    with pytest.raises(ValueError, match="eta must be >= 0"):
-        sample_ddim(model, z, SCHEDULE.timesteps(10), SCHEDULE, eta=-0.1)
+    for eta in (-0.1, 1.5):  # beyond 1 DDIM's direction term would be clipped to zero without a word
+        with pytest.raises(ValueError, match=rf"eta must be in \[0, 1\].*got {eta}"):
+            sample_ddim(model, z, SCHEDULE.timesteps(10), SCHEDULE, eta=eta)
+    with pytest.raises(ValueError, match="x holds NaN or infinity"):
+        sample_ddim(model, torch.full_like(z, float("nan")), SCHEDULE.timesteps(10), SCHEDULE)
+    with pytest.raises(ValueError, match="x must be a float tensor, got dtype torch.int64"):
+        sample_ddpm(model, torch.zeros(4, 2, dtype=torch.long), SCHEDULE.timesteps(10), SCHEDULE)
     with pytest.raises(ValueError, match="strictly descending"):
         sample_ddim(model, z, [10, 20, 30], SCHEDULE)
     with pytest.raises(ValueError, match=r"-1\.\.999"):

@@ -93,3 +93,11 @@ def test_bad_schedule_inputs_are_refused_with_reasons():
         Schedule(torch.tensor([0.5, 0.9]))
     with pytest.raises(ValueError, match="prediction"):
         s.eps_from(torch.zeros(1), torch.zeros(1), 3, "score")
+
+
+@pytest.mark.parametrize("make", [linear_schedule, scaled_linear_schedule])
+@pytest.mark.parametrize("start, end", [(0.02, 0.001), (0.0, 0.01), (0.001, 1.5)])
+def test_linear_schedules_refuse_betas_out_of_order_or_range(make, start, end):
+    # reversed betas would give a schedule that adds noise fastest at the start, and no error anywhere else
+    with pytest.raises(ValueError, match=rf"need 0 < beta_start < beta_end < 1, got {start}, {end}"):
+        make(beta_start=start, beta_end=end)

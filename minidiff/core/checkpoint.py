@@ -72,13 +72,18 @@ def save_checkpoint(
     half: store floating-point tensors as float16 (half the size; they load back into float32
     modules). Evaluate the model after ``round_to_half`` so the card's numbers are those of the file.
     """
+    try:  # strict JSON, checked before anything is written: NaN or infinity is a number that was not measured
+        json.dumps(config, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"config holds NaN or infinity, which JSON cannot store; write None for a number that was not "
+                         f"measured ({e})") from None
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = model.state_dict() if isinstance(model, nn.Module) else model
     store = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in weights.items()}
     save_file(store, str(directory / WEIGHTS))
     full = {"format": FORMAT, **config, "stored_dtype": "float16" if half else "float32", "sha256": _sha256(directory / WEIGHTS)}
-    (directory / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
+    (directory / CONFIG).write_text(json.dumps(full, indent=2, allow_nan=False) + "\n")
     (directory / CARD).write_text(card.rstrip() + "\n")
     return directory
 

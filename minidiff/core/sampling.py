@@ -71,8 +71,8 @@ def ddim_step(
     ``eta = 0`` is deterministic; ``eta = 1`` is DDPM's posterior. With
     ``alpha_bar_prev < alpha_bar_t`` and eta = 0 it is the inversion step.
     """
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta}")
+    if not 0 <= eta <= 1:  # beyond 1 the noise would outgrow the step and DDIM's direction term is clipped away
+        raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM's posterior), got {eta}")
     x0_pred = (x_t - (1 - alpha_bar_t).sqrt() * eps) / alpha_bar_t.sqrt()
     if eta == 0:
         return alpha_bar_prev.sqrt() * x0_pred + (1 - alpha_bar_prev).sqrt() * eps, x0_pred
@@ -137,6 +137,10 @@ def _walk(
     progress: bool,
 ) -> Tensor:
     """Walk ``x`` through ``steps`` = [(t_model, t_from, t_to), ...]; ``update(i, x, eps, a_from, a_to)``."""
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor, got dtype {x.dtype}: use x.float()")
+    if not torch.isfinite(x).all():  # one check per call, before the loop
+        raise ValueError("x holds NaN or infinity: a sampler cannot start from it")
     t_all = torch.tensor([s for step in steps for s in step[1:]])
     alpha_bars = schedule.at(t_all, like=x).reshape(len(steps), 2)  # cast once, on x's device
     t_model = torch.tensor([s[0] for s in steps], device=x.device)
@@ -175,8 +179,8 @@ def sample_ddim(
     progress: bool = False,
 ) -> Tensor:
     """DDIM sampling from x at ``timesteps[0]`` down to the clean image (Song et al. 2021, eq. 12)."""
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0: deterministic DDIM, 1: DDPM-like), got {eta}")
+    if not 0 <= eta <= 1:  # beyond 1 the noise would outgrow the step and DDIM's direction term is clipped away
+        raise ValueError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM's posterior), got {eta}")
     steps = _sampling_steps(timesteps, schedule)
 
     def update(i: int, x: Tensor, eps: Tensor, a_t: Tensor, a_prev: Tensor) -> tuple[Tensor, Tensor]:

@@ -73,10 +73,15 @@ def from_uint8(x: Tensor) -> Tensor:
 
 def save_results(name: str, numbers: dict, images: dict[str, Tensor], folder: Path = RESULTS, exact: bool = False) -> None:
     """Images as uint8 (for showing) or, with ``exact``, as float16 (for scoring later); the JSON last."""
+    try:  # strict JSON: a number that is not one (NaN, infinity) is an error here, not a file other readers reject
+        text = json.dumps(numbers, indent=1, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"the numbers of {name!r} hold NaN or infinity, which JSON cannot store; write None for a "
+                         f"number that was not measured ({e})") from None
     folder.mkdir(parents=True, exist_ok=True)
     encode = (lambda v: v.detach().half()) if exact else to_uint8
     save_file({k: encode(v).contiguous() for k, v in images.items()}, str(folder / f"{name}.safetensors"))
-    (folder / f"{name}.json").write_text(json.dumps(numbers, indent=1) + "\n")  # last: the JSON marks a finished result
+    (folder / f"{name}.json").write_text(text + "\n")  # last: the JSON marks a finished result
 
 
 def load_results(name: str, folder: Path = RESULTS, exact: bool = False) -> tuple[dict, dict[str, Tensor]]:
@@ -234,11 +239,11 @@ def invert_and_reconstruct(method: str, model, schedule: Schedule, x0: Tensor, p
         inv = direct_inversion(guided, x0, ts, schedule, inversion_model=plain)
         with torch.no_grad():
             if target is None:
-                recon = sample_ddim(guided, inv.noise, ts, schedule, on_step=add_offsets(inv.offsets))
+                recon = sample_ddim(guided, inv.noise, ts, schedule, on_step=add_offsets(inv))
             else:  # one batch [source; target]: the offsets go to the source rows only
                 pair = model.denoiser(schedule, torch.cat([ctx, target[0]]), nctx.expand(1, -1, -1) if nctx.shape[0] == 1 else torch.cat([nctx, nctx]),
                                       scale, torch.cat([mask, target[1]]), nmask if nmask.shape[0] == 1 else torch.cat([nmask, nmask]))
-                both = sample_ddim(pair, torch.cat([inv.noise, inv.noise]), ts, schedule, on_step=add_offsets(inv.offsets, rows=slice(0, B)))
+                both = sample_ddim(pair, torch.cat([inv.noise, inv.noise]), ts, schedule, on_step=add_offsets(inv, rows=slice(0, B)))
                 recon, edit = both[:B], both[B:]
     else:
         raise ValueError(f"method must be one of {INVERSION_METHODS}, got {method!r}")

@@ -35,10 +35,11 @@ from ..core.schedule import Schedule
 @dataclass(frozen=True)
 class DirectInversion:
     """pivot: (n + 1, B, ...) the DDIM-inversion trajectory, ``pivot[0]`` the noise, ``pivot[n]`` the image;
-    offsets: (n, B, ...) the gap d after each of the n sampling steps."""
+    offsets: (n, B, ...) the gap d after each of the n sampling steps; timesteps: the sampler's n steps they belong to."""
 
     pivot: Tensor
     offsets: Tensor
+    timesteps: tuple[int, ...] = ()
 
     @property
     def noise(self) -> Tensor:
@@ -70,19 +71,27 @@ def direct_inversion(
         return target  # continue from the pivot, as the sampler will after adding the offset
 
     sample_ddim(model, pivot[0], timesteps, schedule, on_step=record)
-    return DirectInversion(pivot, torch.stack(offsets))
+    return DirectInversion(pivot, torch.stack(offsets), tuple(int(t) for t in timesteps))
 
 
-def add_offsets(offsets: Tensor, rows: Optional[slice] = None) -> OnStep:
+def add_offsets(offsets: Tensor | DirectInversion, rows: Optional[slice] = None) -> OnStep:
     """An ``on_step`` hook adding ``offsets[i]`` (n, B, ...) after step i, to ``rows`` of the batch (all by default).
 
     For an edit batch [source; target] of 2B images, ``rows=slice(0, B)`` puts
     the source branch back on its pivot and leaves the target branch free.
+    Given the ``DirectInversion`` itself, the hook also checks that every step is
+    the one its offset was recorded at (a sampler with other timesteps would add
+    the wrong gaps, and the picture would just look wrong).
     """
+    timesteps = offsets.timesteps if isinstance(offsets, DirectInversion) else ()
+    offsets = offsets.offsets if isinstance(offsets, DirectInversion) else offsets
 
     def hook(state: StepState) -> Tensor:
         if state.index >= len(offsets):
             raise ValueError(f"{len(offsets)} offsets recorded, but the sampler takes a step {state.index}: use the same timesteps")
+        if timesteps and int(state.t) != timesteps[state.index]:
+            raise ValueError(f"step {state.index} of the sampler is at t = {int(state.t)}, but its offset was recorded at "
+                             f"t = {timesteps[state.index]}: sample with the inversion's timesteps")
         x = state.x_next.clone()
         sel = slice(None) if rows is None else rows
         if x[sel].shape != offsets[state.index].shape:
