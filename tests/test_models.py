@@ -180,13 +180,13 @@ def base_detail():
 def test_base_detail_follows_its_prompt_and_keeps_what_it_has_of_shape(base_detail):
     """Gate 1 on a small sample. The card (512 samples, DDIM 50) meets >= 90% in every family but shape (66.9%: the
     gate is missed, and the card says so). On 64 held-out captions of the detailed world (DDIM 20, judge-detail),
-    measured: shape 87.7%, every other family 100%. A retrain that loses the other families, or falls back towards
-    the first 1,000-step run's shape (56% in its card), fails."""
+    measured: shape 87.7%, every other family 100%. A retrain that loses the other families, or loses more than a
+    few points of shape on these 64 captions, fails."""
     model, schedule, ckpt = base_detail
     few = scenes("test", 0, 64, detail="random")
     samples = recipes.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(1)), scale=ckpt.config["guidance_scale"], steps=20)
     acc = agreement(recipes.load_judge("judge-detail").predict(samples), targets(few))
-    assert acc["shape"] >= 0.6 and min(v for f, v in acc.items() if f != "shape") >= 0.9, acc
+    assert acc["shape"] >= 0.75 and min(v for f, v in acc.items() if f != "shape") >= 0.9, acc
 
 
 def test_base_detail_colour_words_act_through_its_attention_maps(base_detail):
@@ -211,8 +211,8 @@ def test_base_detail_colour_words_act_through_its_attention_maps(base_detail):
 def test_base_detail_attention_control_keeps_the_background_of_real_edits(base_detail):
     """Gate 3 on the first 8 of the card's 48 edits (4 colour, 4 shape). Measured: P2P + Direct Inversion succeeds on
     all 8 and keeps the background 7.3 dB better than the same inversion without attention control (card: 75% of 48,
-    the success gate of 90% missed on shape; +5.0 dB, the gain gate of 3 dB met). Without LocalBlend, or with the
-    controller detached, the gain falls to about 0.5 dB (the card's Replace-alone row) and this fails."""
+    the success gate of 90% missed on shape; +5.0 dB, the gain gate of 3 dB met). With the controller detached the gain
+    is 0 by definition, and without LocalBlend it is 0.5 dB (the card's Replace-alone row): either fails here."""
     from minidiff.course import detail_edits
 
     model, schedule, _ = base_detail
@@ -221,8 +221,13 @@ def test_base_detail_attention_control_keeps_the_background_of_real_edits(base_d
     assert numbers["gates"]["p2p_success"] >= 0.75 and numbers["gates"]["p2p_background_gain_db"] >= 3.0, numbers["gates"]
 
 
-def test_base_detail_card_gate_table_is_the_one_its_stored_numbers_give(base_detail):
-    """The card's verdicts are computed, not typed: rebuilt from config.json they match the card line for line."""
+def test_base_detail_card_gates_and_edit_table_are_the_ones_its_stored_numbers_give(base_detail):
+    """The card's verdicts and edit table are computed, not typed: rebuilt from config.json they match the card line
+    for line (a number edited in the card, or a verdict whose bound changed in ``BASE_GATES``, fails here)."""
+    from minidiff.course import detail_edits
+
     _, _, ckpt = base_detail
-    table, all_met = recipes.stored_gates(ckpt.config["metrics"])
-    assert table in ckpt.card and all_met == ("**no**" not in table)
+    metrics = ckpt.config["metrics"]
+    table, all_met = recipes.stored_gates(metrics)
+    assert table in ckpt.card and not all_met  # six gates are missed, and the card says so
+    assert detail_edits.report_markdown(recipes.stored_edits(metrics)) in ckpt.card

@@ -150,7 +150,7 @@ def test_word_distances_are_zero_for_a_word_swapped_with_itself_and_refuse_a_mis
 
 
 def test_the_text_probe_reads_each_caption_and_its_loss_reaches_the_unet_only_through_the_text(tmp_path):
-    """base-probe's extra loss: heads on the pooled caption states name the scene's attributes; dropped captions
+    """The text probe's extra loss: heads on the pooled caption states name the scene's attributes; dropped captions
     have no labels; the heads' gradient moves the text encoder and never the UNet directly."""
     import torch.nn.functional as F
 

@@ -80,7 +80,8 @@ def edit_set(n: int = 100, detail: Detail = "none", families: tuple[str, ...] = 
     return Edits(source, target, chosen, [caption(source, i) for i in range(n)], [caption(target, i) for i in range(n)])
 
 
-#: how far from its centre an object of any shape reaches, in half-widths r: the triangle's circumradius (``scenes``)
+#: how far from its centre an object of any shape reaches, in half-widths r: the triangle's circumradius (``scenes``);
+#: a square's corners reach 0.886 * sqrt(2) = 1.253 r, a fraction of a pixel more, inside the mask's 2 px margin
 ANY_SHAPE_REACH = 1.25
 
 
