@@ -106,9 +106,10 @@ def background_mask(edits: Edits, any_shape: bool = False) -> Tensor:
     return 1 - region
 
 
-def score(edited: Tensor, edits: Edits, rows: list[int], judge: Judge, real: Tensor, seconds: float,
+def score(edited: Tensor, edits: Edits, rows: list[int], judge: Judge, real: Optional[Tensor], seconds: float,
           any_shape: bool = False) -> dict[str, float]:
-    """The benchmark's numbers for ``edited``, the edits ``rows`` of ``edits``; ``any_shape``: see ``background_mask``."""
+    """The benchmark's numbers for ``edited``, the edits ``rows`` of ``edits``; ``real``: the scenes world-FD compares
+    with (None: no world-FD); ``any_shape``: see ``background_mask``."""
     said = judge.predict(edited.clamp(-1, 1))
     want = targets(edits.target[rows])
     fams = [edits.family[i] for i in rows]
@@ -118,7 +119,7 @@ def score(edited: Tensor, edits: Edits, rows: list[int], judge: Judge, real: Ten
     bg = masked_psnr(edited, edits.source.images[rows], background_mask(edits, any_shape)[rows])
     out = {"edits": len(rows), "success": success.mean().item(), "preserved": preserved.mean().item(),
            "background_psnr": bg.mean().item(), "seconds_per_edit": seconds / len(rows),
-           "world_fd": world_fd(judge, edited.clamp(-1, 1), real) if len(rows) >= WORLD_FD_EDITS else None}
+           "world_fd": world_fd(judge, edited.clamp(-1, 1), real) if real is not None and len(rows) >= WORLD_FD_EDITS else None}
     for fam in EDIT_FAMILIES:
         sel = [k for k, f in enumerate(fams) if f == fam]
         if sel:

@@ -192,8 +192,7 @@ def export_text_unet(result, config: TrainConfig, unet: UNetConfig, export: str,
     print(f"recommended scale {best}: {main}", flush=True)
     if callable(extra):
         extra = extra(main)
-    families = FAMILIES
-    sweep_rows = "\n".join(f"| {s_} | " + " | ".join(f"{100 * m[f]:.1f}%" for f in families) + f" | {m['world_fd']:.2f} |" for s_, m in sweep.items())
+    sweep_rows = "\n".join(f"| {s_} | " + " | ".join(f"{100 * m[f]:.1f}%" for f in FAMILIES) + f" | {m['world_fd']:.2f} |" for s_, m in sweep.items())
     card = f"# {name}\n\n" + about.format(parameters=f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}") + f"""
 - Training: {config.steps} steps, batch {config.batch_size}, AdamW lr {config.lr} (warm-up {config.warmup}, linear cool-down to 0 over the last {config.cooldown}), EMA {config.ema_decay}, bfloat16 autocast
 - Command: `{command}`
@@ -208,11 +207,11 @@ At the recommended scale, {BASE_EVAL_SIZE} samples: the judge agrees with the pr
 
 | count | shape | colour | size | position | tone | pattern | world-FD | world-FD floor (real vs real) |
 |---|---|---|---|---|---|---|---|---|
-| """ + " | ".join(f"{100 * main[f]:.1f}%" for f in families) + f""" | {main['world_fd']:.2f} | {main['world_fd_floor']:.2f} |
+| """ + " | ".join(f"{100 * main[f]:.1f}%" for f in FAMILIES) + f""" | {main['world_fd']:.2f} | {main['world_fd_floor']:.2f} |
 
 Guidance sweep, {BASE_SWEEP_SIZE} samples each, DDIM {BASE_SWEEP_STEPS} steps (world-FD of so few samples sits higher than for 512):
 
-| scale | """ + " | ".join(families) + """ | world-FD |
+| scale | """ + " | ".join(FAMILIES) + """ | world-FD |
 |---|---|---|---|---|---|---|---|---|
 """ + sweep_rows + f"\n| floor ({BASE_SWEEP_SIZE} real vs {BASE_SWEEP_SIZE} real) | | | | | | | | {sweep[best]['world_fd_floor']:.2f} |\n" + extra
     save_checkpoint(
@@ -536,8 +535,7 @@ def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, st
     normal = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
     with attach_controller(model.unet, uniform_attention({"cross"})):
         flat = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
-    checked = FAMILIES
-    numbers.update({f"attention_probe_{f}": normal[f] for f in checked} | {f"uniform_cross_{f}": flat[f] for f in checked})
+    numbers.update({f"attention_probe_{f}": normal[f] for f in FAMILIES} | {f"uniform_cross_{f}": flat[f] for f in FAMILIES})
     report = f"""
 ## Does the text go through the attention maps? (`minidiff.course.recipes.attention_report`)
 
@@ -551,10 +549,10 @@ object-focused head and layer):
 
 Judge agreement with {n} held-out captions (guidance 3.0, DDIM {steps} steps), normally and with cross-attention made uniform:
 
-| | """ + " | ".join(checked) + """ |
+| | """ + " | ".join(FAMILIES) + """ |
 |---|---|---|---|---|---|---|---|
-| normal | """ + " | ".join(f"{100 * normal[f]:.0f}%" for f in checked) + """ |
-| cross-attention uniform | """ + " | ".join(f"{100 * flat[f]:.0f}%" for f in checked) + " |\n"
+| normal | """ + " | ".join(f"{100 * normal[f]:.0f}%" for f in FAMILIES) + """ |
+| cross-attention uniform | """ + " | ".join(f"{100 * flat[f]:.0f}%" for f in FAMILIES) + " |\n"
     return report, numbers
 
 BASE_SWEEP_SCALES = (1.0, 3.0, 5.0)
