@@ -3,7 +3,7 @@
     python benchmarks/base_clip_text.py [--steps 750] [--device cpu]   # 750 steps: ~36 min on 2 cores
 
 The base models' own text encoders, trained from scratch with their UNets, map "circle" and "square" to nearly the
-same token states (`recipes.word_distances`; chapter 1, section 6), and the UNet then draws the same object for
+same token states (`probes.word_distances`; chapter 1, section 6), and the UNet then draws the same object for
 either word. Stable Diffusion conditions on a frozen CLIP text encoder. This script does the same with ours: it
 takes `base-xattn`'s first stage (its recipe's EMA weights, from `runs/base-xattn`, trained there if missing),
 replaces its text encoder with the shipped `clip`'s, frozen, fine-tunes the UNet in `runs/base-xattn-clip-text`
@@ -18,8 +18,10 @@ import torch
 
 from minidiff import linear_schedule
 from minidiff.core.checkpoint import round_to_half
-from minidiff.course.recipes import (BASE_SWEEP_SIZE, BASE_SWEEP_STEPS, BASE_XATTN_TRAIN, base_data, load_clip, load_judge,
-                                     make_base_xattn_model, sample_prompts, train_base_xattn, word_distances)
+from minidiff.course.probes import word_distances
+from minidiff.course.recipes.text import (BASE_SWEEP_SIZE, BASE_SWEEP_STEPS, BASE_XATTN_TRAIN, base_data, make_base_xattn_model,
+                                          train_base_xattn)
+from minidiff.course.zoo import load_clip, load_judge, sample_prompts
 from minidiff.course.train import TrainConfig, train, training_device
 from minidiff.world.captions import captions
 from minidiff.world.judge import agreement, targets

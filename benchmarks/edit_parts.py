@@ -9,9 +9,11 @@ Each chunk is the same part (same name, same content) that ``python -m minidiff 
 """
 
 import argparse
+
 from minidiff.core.checkpoint import load_text_unet
 from minidiff.course import benchmark
-from minidiff.course.experiments import RESULTS, Parts
+from minidiff.course.results import RESULTS, Parts
+from minidiff.course.sweeps import edits
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("methods", nargs="+", choices=sorted(benchmark.METHODS))
@@ -22,6 +24,6 @@ args = parser.parse_args()
 model, schedule, _ = load_text_unet("base")
 editor = benchmark.Editor(model, schedule, benchmark.edit_set(args.n), benchmark.STEPS)
 parts = Parts(RESULTS / "parts" / "edits", exact_images=True)
-todo = [(name, *chunk) for name in args.methods for chunk in benchmark.chunks(name, args.n)]
+todo = [(name, *chunk) for name in args.methods for chunk in edits.chunks(name, args.n)]
 for name, key, lo, hi in reversed(todo) if args.reverse else todo:
-    parts.get(key, lambda: benchmark.run_chunk(editor, benchmark.METHODS[name], lo, hi))
+    parts.get(key, lambda: edits.run_chunk(editor, benchmark.METHODS[name], lo, hi))

@@ -16,9 +16,9 @@ import torch
 from minidiff import linear_schedule
 from minidiff.core.checkpoint import round_to_half
 from minidiff.core.unet import UNet
-from minidiff.course.experiments import _provenance, save_results
-from minidiff.course.sr_recipes import (SR_TRAIN, SR_UNET, _sr_data, evaluate_sr, load_sr, super_resolve, world_pairs,
-                                        x0_consistency_by_level)
+from minidiff.course.recipes.sr import SR_TRAIN, SR_UNET, evaluate_sr, sr_data, world_pairs, x0_consistency_by_level
+from minidiff.course.results import provenance, save_results
+from minidiff.course.zoo import load_sr, super_resolve
 from minidiff.course.train import train
 from minidiff.methods.sr3 import sr3_loss, upsample
 
@@ -26,7 +26,7 @@ from minidiff.methods.sr3 import sr3_loss, upsample
 def main() -> None:
     start = time.perf_counter()
     torch.manual_seed(SR_TRAIN.seed)  # as the sr3-world recipe, but the loss
-    result = train(UNet(SR_UNET), _sr_data(world_pairs, SR_TRAIN.batch_size, False), linear_schedule(), SR_TRAIN,
+    result = train(UNet(SR_UNET), sr_data(world_pairs, SR_TRAIN.batch_size, False), linear_schedule(), SR_TRAIN,
                    "runs/sr3-world-eps", loss_fn=partial(sr3_loss, prediction="eps"), progress=False, log_every=100)
     models = {"eps": round_to_half(result.ema.eval()), "v": load_sr("sr3-world")}
     high, low = world_pairs("test", 0, 8)
@@ -37,7 +37,7 @@ def main() -> None:
         images[prediction] = super_resolve(net, low, prediction=prediction)
         print(rows[-1], flush=True)
     numbers = {"rows": rows, "train_seconds_eps": result.total_seconds,
-               "command": "python benchmarks/sr3_prediction_ablation.py", **_provenance(time.perf_counter() - start)}
+               "command": "python benchmarks/sr3_prediction_ablation.py", **provenance(time.perf_counter() - start)}
     save_results("sr3_prediction", numbers, images)
 
 

@@ -6,7 +6,8 @@ metrics), ``minidiff.course`` (training, recipes, plotting). Imports only go
 down. The names most chapters need are re-exported here.
 """
 
-from .core.attention import AttentionSite, attach_controller, attention_modules, uniform_attention
+from .core.attention import (AttentionSite, AttentionStore, at_step, attach_controller, attention_modules, chain_controllers,
+                             current_step, uniform_attention)
 from .core.checkpoint import CheckpointError, available_checkpoints, load_checkpoint, load_text_unet, load_unet, save_checkpoint
 from .core.denoisers import with_cfg, with_inputs, with_noise_level, with_prediction, with_text_cfg, with_x0_clipping
 from .core.sampling import Recorder, StepState, chain, ddim_step, ddpm_step, invert_ddim, sample_ddim, sample_ddpm
@@ -16,7 +17,8 @@ from .core.unet import UNet, UNetConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttentionSite", "attach_controller", "attention_modules", "uniform_attention",
+    "AttentionSite", "AttentionStore", "at_step", "attach_controller", "attention_modules", "chain_controllers", "current_step",
+    "uniform_attention",
     "CheckpointError", "available_checkpoints", "load_checkpoint", "load_text_unet", "load_unet", "save_checkpoint",
     "with_cfg", "with_inputs", "with_noise_level", "with_prediction", "with_text_cfg", "with_x0_clipping",
     "Recorder", "StepState", "chain", "ddim_step", "ddpm_step", "invert_ddim", "sample_ddim", "sample_ddpm",

@@ -8,17 +8,12 @@ checkpoints.
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 
 from .core.checkpoint import available_checkpoints
-from .course import experiments, recipes, sr_recipes
+from .course.recipes import RECIPES
+from .course.sweeps import SWEEPS, run_sweep
 from .course.train import training_device
-
-RECIPES = {"toy2d": recipes.train_toy2d, "base": recipes.train_base, "base-xattn": recipes.train_base_xattn,
-           "base-detail": recipes.train_base_detail, "judge": recipes.train_judge,
-           "judge-detail": functools.partial(recipes.train_judge, detail="random", name="judge-detail"), "clip": recipes.train_clip,
-           **sr_recipes.SR_RECIPES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,14 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--progress", action="store_true", help="show a progress bar instead of log lines")
     t.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda, cuda:N or mps; a run resumes on the device it began on")
     r = sub.add_parser("results", help="compute a chapter's measured sweep into results/NAME.json")
-    r.add_argument("name", choices=sorted(experiments.SWEEPS))
+    r.add_argument("name", choices=sorted(SWEEPS))
     sub.add_parser("list", help="list the shipped checkpoints")
     args = parser.parse_args(argv)
     if args.command == "list":
         print("\n".join(available_checkpoints()))
         return 0
     if args.command == "results":
-        experiments.run_sweep(args.name)
+        run_sweep(args.name)
         return 0
     try:
         device = training_device(args.device)

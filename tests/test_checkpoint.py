@@ -8,7 +8,7 @@ import torch
 
 from minidiff import CheckpointError, UNet, UNetConfig, available_checkpoints, load_checkpoint, load_unet, save_checkpoint
 from minidiff.core.checkpoint import CHECKPOINT_DIR, round_to_half
-from minidiff.course.recipes import load_toy_mlp
+from minidiff.course.zoo import load_toy_mlp
 
 SMALL = UNetConfig(image_size=8, channels=16, channel_mults=(1, 2), attention_resolutions=(4,), context_dim=8)
 

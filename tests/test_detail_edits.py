@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minidiff import linear_schedule
-from minidiff.course import benchmark, detail_edits, recipes
+from minidiff.course import benchmark, detail_edits, gates
+from minidiff.course.recipes.text import make_base_xattn_model
+from minidiff.course.zoo import load_judge
 from minidiff.world.scenes import scenes
 
 
@@ -79,8 +81,8 @@ def test_the_sdedit_verdict_compares_at_equal_success_and_says_no_when_it_cannot
 
 def test_the_detail_edit_report_runs_on_tiny_sizes_and_its_numbers_are_finite():
     torch.manual_seed(0)
-    model = recipes.make_base_xattn_model().eval()
-    numbers, images = detail_edits.detail_edit_report(model, linear_schedule(), recipes.load_judge("judge-detail"), n=2, steps=3,
+    model = make_base_xattn_model().eval()
+    numbers, images = detail_edits.detail_edit_report(model, linear_schedule(), load_judge("judge-detail"), n=2, steps=3,
                                                       strengths=(0.3, 0.6), progress=lambda line: None)
     assert list(numbers["rows"]) == ["P2P + direct inversion", "P2P Replace alone + direct inversion", "no attention control"]
     assert [c["strength"] for c in numbers["sdedit"]] == [0.3, 0.6]
@@ -96,14 +98,14 @@ def test_the_detail_edit_report_runs_on_tiny_sizes_and_its_numbers_are_finite():
 
 
 def test_the_gate_table_computes_each_verdict_from_its_number():
-    numbers = {key: bound for _, key, _, bound in recipes.BASE_GATES} | {"edit_p2p_background_psnr": 26.0}
+    numbers = {key: bound for _, key, _, bound in gates.BASE_GATES} | {"edit_p2p_background_psnr": 26.0}
     edits = {"sdedit_background_at_p2p_success": 25.0, "p2p_keeps_background_as_well_as_sdedit": True}
-    table, held = recipes.gates_table(numbers, edits)
-    assert held and "**no**" not in table and table.count("| yes |") == len(recipes.BASE_GATES) + 1
+    table, held = gates.gates_table(numbers, edits)
+    assert held and "**no**" not in table and table.count("| yes |") == len(gates.BASE_GATES) + 1
     assert "| P2P 26.0 dB, SDEdit 25.0 dB | P2P >= SDEdit | yes |" in table
     numbers["lift_shape_t500"] = 1.99
-    table, held = recipes.gates_table(numbers, edits)
+    table, held = gates.gates_table(numbers, edits)
     assert not held and table.count("**no**") == 1 and "| shape-word lift at t = 500 | 1.99 | >= 2 | **no** |" in table
     numbers["lift_shape_t500"], numbers["lift_other_t500"] = 2.0, 1.21
-    assert not recipes.gates_table(numbers, edits)[1]
-    assert not recipes.gates_table({**numbers, "lift_other_t500": 1.2}, {**edits, "p2p_keeps_background_as_well_as_sdedit": False})[1]
+    assert not gates.gates_table(numbers, edits)[1]
+    assert not gates.gates_table({**numbers, "lift_other_t500": 1.2}, {**edits, "p2p_keeps_background_as_well_as_sdedit": False})[1]

@@ -239,11 +239,12 @@ def test_p2p_identity_edit_reproduces_the_source():
 
 
 def test_p2p_replace_copies_the_source_maps_and_changes_only_through_the_words():
-    from minidiff.methods.prompt_to_prompt import AttentionStore, PromptToPrompt, chain_controllers
+    from minidiff.core.attention import AttentionStore, chain_controllers
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt
 
     model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 7, 2, 0, 0])
     ts = S.timesteps(6)
-    store = AttentionStore(ts, branches=2)
+    store = AttentionStore()
     out = sample_pair(model, denoiser, chain_controllers(PromptToPrompt(ts, ids[0], ids[1], cross_replace=1.0, self_replace=0.0), store), ts)
     maps = store.maps([0])  # what the network saw at the first step, after the edit
     torch.testing.assert_close(maps[1], maps[0], rtol=0, atol=1e-6)
@@ -277,14 +278,16 @@ def test_reweight_by_one_changes_nothing_and_by_zero_changes_the_image():
 
 def test_local_blend_keeps_the_source_outside_the_edited_words_region():
     from minidiff import StepState
-    from minidiff.methods.prompt_to_prompt import AttentionStore, local_blend
+    from minidiff.core.attention import AttentionSite, AttentionStore
+    from minidiff.methods.prompt_to_prompt import local_blend
 
     ts = S.timesteps(4)
-    store = AttentionStore(ts, branches=2)
+    store = AttentionStore()
     maps = torch.full((2, 16, 6), 1 / 6)  # (branches, 4x4 queries, 6 tokens): uniform...
     maps[:, :, 2] = 0.0
     maps[:, 0, 2] = 1.0  # ...except token 2, which only the top-left query attends to
-    store.store = {0: {4: [maps]}}  # step 0: one layer at 4x4
+    guided = torch.cat([torch.full((2, 1, 16, 6), 1 / 6), maps[:, None]])  # [uncond; cond], one head
+    store(guided, AttentionSite("up.1.attn0.cross", "cross", 4, 1, step=0))  # step 0: one layer at 4x4
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     hook = local_blend(store, [[2], [2]], ts, start=0.0)
     out = hook(StepState(0, int(ts[0]), int(ts[1]), x, x, x, x))
@@ -296,25 +299,26 @@ def test_local_blend_keeps_the_source_outside_the_edited_words_region():
 
 
 def test_attention_store_averages_one_resolution_and_names_the_ones_it_saw():
-    from minidiff.core.attention import AttentionSite
-    from minidiff.methods.prompt_to_prompt import AttentionStore
+    from minidiff.core.attention import AttentionSite, AttentionStore
 
-    ts = S.timesteps(4)
-    t = int(ts[0])
     coarse = torch.rand(4, 2, 4, 5)  # [uncond; cond] x 2 branches, 2 heads, 2x2 queries, 5 tokens
     fine = torch.rand(4, 2, 16, 5)  # the same at 4x4
 
     def record(store):
-        store(coarse, AttentionSite("mid.attn.cross", "cross", 2, t, 2))
-        store(fine, AttentionSite("up.1.attn0.cross", "cross", 4, t, 2))
-        store(fine * 3, AttentionSite("up.1.attn1.cross", "cross", 4, t, 2))
+        store(coarse, AttentionSite("mid.attn.cross", "cross", 2, 2, step=0))
+        store(fine, AttentionSite("up.1.attn0.cross", "cross", 4, 2, step=0))
+        store(fine * 3, AttentionSite("up.1.attn1.cross", "cross", 4, 2, step=0))
         return store
 
-    finest = record(AttentionStore(ts, branches=2)).maps()
+    finest = record(AttentionStore()).maps()
     torch.testing.assert_close(finest, (2 * fine[2:].mean(1)).reshape(2, 4, 4, 5))  # mean of the two 4x4 layers
-    torch.testing.assert_close(record(AttentionStore(ts, branches=2, resolution=2)).maps(), coarse[2:].mean(1).reshape(2, 2, 2, 5))
-    with pytest.raises(ValueError, match=r"no cross-attention at 8x8.*\[2, 4\]"):
-        record(AttentionStore(ts, branches=2, resolution=8)).maps()
+    torch.testing.assert_close(record(AttentionStore(resolution=2)).maps(), coarse[2:].mean(1).reshape(2, 2, 2, 5))
+    with pytest.raises(ValueError, match=r"no attention at 8x8.*\[2, 4\]"):
+        record(AttentionStore(resolution=8)).maps()
+    store = record(AttentionStore(mean_heads=False))  # every head, by (step, layer)
+    assert torch.equal(store.at(0, "up.1.attn1.cross"), fine[2:] * 3) and store.steps == [0]
+    with pytest.raises(ValueError, match="even size"):
+        AttentionStore()(fine[:3], AttentionSite("up.1.attn0.cross", "cross", 4, 2, step=0))
 
 
 def test_direct_inversion_with_p2p_reconstructs_the_source_branch():
@@ -460,13 +464,14 @@ def test_pix2pix_zero_pieces():
 
 def test_cross_attention_guidance_does_nothing_when_the_maps_already_match():
     from minidiff import attach_controller
-    from minidiff.methods.pix2pix_zero import CrossAttentionRecorder, cross_attention_guidance
+    from minidiff.core.attention import AttentionStore, at_step
+    from minidiff.methods.pix2pix_zero import cross_attention_guidance
 
     model, (ctx, m), (null, nm) = tiny_text_model()
     ts = S.timesteps(3)
     x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    recorder = CrossAttentionRecorder(ts)
-    with torch.no_grad(), attach_controller(model.unet, recorder):
+    recorder = AttentionStore(mean_heads=False)
+    with torch.no_grad(), attach_controller(model.unet, recorder), at_step(0):
         model.denoiser(S, ctx, null, 2.0, m, nm)(x, torch.full((1,), int(ts[0])))
     _, guide = cross_attention_guidance(model, S, (ctx, m), recorder, ts, amount=0.1)
     torch.testing.assert_close(guide(x, 0), x)  # the same prompt at the same x: zero gradient

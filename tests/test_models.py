@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import minidiff as md
-from minidiff.course import recipes
+from minidiff.course import probes, zoo
+from minidiff.course.gates import stored_edits, stored_gates
+from minidiff.course.recipes.clip import scene_keys
 from minidiff.world.captions import Tokenizer, caption, captions
 from minidiff.world.judge import FAMILIES, agreement, targets
 from minidiff.world.scenes import scenes
@@ -14,7 +16,7 @@ TEST = scenes("test", 0, 300)
 
 @pytest.fixture(scope="module")
 def judge():
-    return recipes.load_judge()
+    return zoo.load_judge()
 
 
 def test_judge_reads_held_out_scenes(judge):
@@ -24,7 +26,7 @@ def test_judge_reads_held_out_scenes(judge):
 
 def test_judge_detail_reads_the_plain_world_and_full_unnamed_detail():
     # catches a judge-detail that was not trained on the detail (the plain judge reads shape 79% at full detail)
-    judge = recipes.load_judge("judge-detail")
+    judge = zoo.load_judge("judge-detail")
     plain = agreement(judge.predict(TEST.images), targets(TEST))
     detailed_scenes = scenes("test", 0, 300, detail=1.0)
     detailed = agreement(judge.predict(detailed_scenes.images), targets(detailed_scenes))
@@ -37,8 +39,8 @@ CLIP_TOP1_BOUND = 0.9
 
 
 def test_clip_retrieves_matching_captions():
-    clip = recipes.load_clip()
-    keys = recipes.scene_keys(TEST)
+    clip = zoo.load_clip()
+    keys = scene_keys(TEST)
     ids, mask = Tokenizer()([caption(TEST, i, 0) for i in range(len(TEST))])
     with torch.no_grad():
         sim = clip.encode_image(TEST.images) @ clip.encode_text(ids, mask).T
@@ -50,7 +52,7 @@ def prompt_following(name: str, judge):
     """A shipped text model and the judge's agreement with 24 held-out captions (its recommended scale, 20 steps)."""
     model, schedule, ckpt = md.load_text_unet(name)
     few = TEST[:24]
-    samples = recipes.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(0)), scale=ckpt.config["guidance_scale"], steps=20)
+    samples = zoo.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(0)), scale=ckpt.config["guidance_scale"], steps=20)
     return model, schedule, agreement(judge.predict(samples), targets(few))
 
 
@@ -74,13 +76,12 @@ SR3_FD_FACTOR = 4.0
 @pytest.fixture(scope="module")
 def sr_outputs():
     """32 held-out scenes super-resolved three ways: bicubic, the regression baseline, SR3 (25 steps)."""
-    from minidiff.course import sr_recipes
     from minidiff.methods.sr3 import upsample
 
     few = TEST[:32]
     low = few.at_resolution(8)
-    return few, low, {"bicubic": upsample(low, 32).clamp(-1, 1), "regression": sr_recipes.regress(sr_recipes.load_sr("sr-regression"), low),
-                      "SR3": sr_recipes.super_resolve(sr_recipes.load_sr("sr3-world"), low, steps=25)}
+    return few, low, {"bicubic": upsample(low, 32).clamp(-1, 1), "regression": zoo.regress(zoo.load_sr("sr-regression"), low),
+                      "SR3": zoo.super_resolve(zoo.load_sr("sr3-world"), low, steps=25)}
 
 
 def test_sr3_output_averages_back_to_its_input(sr_outputs):
@@ -106,15 +107,14 @@ def test_regression_wins_psnr_and_sr3_looks_far_more_real_than_bicubic(sr_output
 def test_conditioning_augmentation_makes_the_cascade_look_more_real(judge):
     # results/cdm.json (512 prompts): world-FD of the stage without augmentation on generated 8 px inputs 263,
     # of the augmented stage at s = 200: 214. Here 96 prompts, 10 steps, the same comparison: 442 vs 285.
-    from minidiff.course import sr_recipes
     from minidiff.world.judge import world_fd
 
     base8, schedule, _ = md.load_text_unet("cdm-base8")
     few = TEST[:96]
-    low = recipes.sample_prompts(base8, schedule, [caption(few, i) for i in range(len(few))], scale=3.0, steps=10)
+    low = zoo.sample_prompts(base8, schedule, [caption(few, i) for i in range(len(few))], scale=3.0, steps=10)
     real = scenes("test", 1000, 256).images
-    plain = sr_recipes.super_resolve(sr_recipes.load_sr("sr3-world"), low, steps=10)
-    augmented = sr_recipes.super_resolve(sr_recipes.load_sr("cdm-sr32"), low, steps=10, augment_level=200)
+    plain = zoo.super_resolve(zoo.load_sr("sr3-world"), low, steps=10)
+    augmented = zoo.super_resolve(zoo.load_sr("cdm-sr32"), low, steps=10, augment_level=200)
     fd = {"plain": world_fd(judge, plain, real), "augmented": world_fd(judge, augmented, real)}
     assert fd["augmented"] < fd["plain"], fd
 
@@ -157,7 +157,7 @@ def test_base_xattn_follows_its_prompt_and_its_words_act_through_attention(judge
     # the card (512 samples, scale 5): shape 52%, every other family >= 97%; these 24 samples: shape 61%, colour 96%, the rest 100%
     assert acc["shape"] >= 0.35 and acc["colour"] >= 0.85 and min(acc["size"], acc["position"], acc["tone"], acc["pattern"]) >= 0.9, acc
     pool = scenes("test", 500, 60)
-    mean, _ = recipes.attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:16]], 500, seed=500)
+    mean, _ = probes.attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:16]], 500, seed=500)
     # measured on these 16 scenes: colour words 1.70, other words 0.91 (the pooled base model: about 1.0 for every kind)
     assert mean["colour words"] >= 1.5 and mean["colour words"] >= mean["other words"] + 0.5, mean
 
@@ -166,8 +166,8 @@ def test_the_base_text_encoder_hardly_tells_circle_from_square_and_clip_does():
     """Chapter 1's diagnosis of the base model's shape shortfall: its own text encoder moves the token states little
     when "circle" becomes "square" (measured: 2.9, 13% of a red/blue swap); the small CLIP's moves them more than for
     a colour (33.8, 124%)."""
-    own = recipes.word_distances(md.load_text_unet("base")[0].encode)
-    theirs = recipes.word_distances(recipes.load_clip().text)
+    own = probes.word_distances(md.load_text_unet("base")[0].encode)
+    theirs = probes.word_distances(zoo.load_clip().text)
     assert own["circle/square"] < 0.25 * own["red/blue"] and own["circle/triangle"] > 2 * own["circle/square"], own
     assert theirs["circle/square"] > 0.8 * theirs["red/blue"], theirs
 
@@ -184,8 +184,8 @@ def test_base_detail_follows_its_prompt_and_keeps_what_it_has_of_shape(base_deta
     few points of shape on these 64 captions, fails."""
     model, schedule, ckpt = base_detail
     few = scenes("test", 0, 64, detail="random")
-    samples = recipes.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(1)), scale=ckpt.config["guidance_scale"], steps=20)
-    acc = agreement(recipes.load_judge("judge-detail").predict(samples), targets(few))
+    samples = zoo.sample_prompts(model, schedule, captions(few, torch.Generator().manual_seed(1)), scale=ckpt.config["guidance_scale"], steps=20)
+    acc = agreement(zoo.load_judge("judge-detail").predict(samples), targets(few))
     assert acc["shape"] >= 0.75 and min(v for f, v in acc.items() if f != "shape") >= 0.9, acc
 
 
@@ -198,13 +198,13 @@ def test_base_detail_colour_words_act_through_its_attention_maps(base_detail):
 
     model, schedule, _ = base_detail
     pool = scenes("test", 500, 60, detail="random")
-    mean, _ = recipes.attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:16]], 500, seed=500)
+    mean, _ = probes.attention_lift(model, schedule, pool[(pool.count == 1).nonzero().flatten()[:16]], 500, seed=500)
     assert mean["colour words"] >= 2.0 and mean["shape words"] >= 1.4 and mean["other words"] <= 1.2, mean
     probe = scenes("test", 900, 32)
-    prompts, judge = [caption(probe, i) for i in range(32)], recipes.load_judge("judge-detail")
-    normal = agreement(judge.predict(recipes.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
+    prompts, judge = [caption(probe, i) for i in range(32)], zoo.load_judge("judge-detail")
+    normal = agreement(judge.predict(zoo.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
     with md.attach_controller(model.unet, uniform_attention({"cross"})):
-        flat = agreement(judge.predict(recipes.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
+        flat = agreement(judge.predict(zoo.sample_prompts(model, schedule, prompts, 3.0, steps=20)), targets(probe))
     assert normal["colour"] - flat["colour"] >= 0.1, (normal, flat)
 
 
@@ -216,7 +216,7 @@ def test_base_detail_attention_control_keeps_the_background_of_real_edits(base_d
     from minidiff.course import detail_edits
 
     model, schedule, _ = base_detail
-    numbers, _ = detail_edits.detail_edit_report(model, schedule, recipes.load_judge("judge-detail"), n=8, strengths=(0.5,),
+    numbers, _ = detail_edits.detail_edit_report(model, schedule, zoo.load_judge("judge-detail"), n=8, strengths=(0.5,),
                                                  replace_alone=False, progress=lambda line: None)
     assert numbers["gates"]["p2p_success"] >= 0.75 and numbers["gates"]["p2p_background_gain_db"] >= 3.0, numbers["gates"]
 
@@ -228,5 +228,5 @@ def test_base_detail_card_gates_and_edit_table_are_the_ones_its_stored_numbers_g
 
     _, _, ckpt = base_detail
     metrics = ckpt.config["metrics"]
-    assert recipes.stored_gates(metrics)[0] in ckpt.card
-    assert detail_edits.report_markdown(recipes.stored_edits(metrics)) in ckpt.card
+    assert stored_gates(metrics)[0] in ckpt.card
+    assert detail_edits.report_markdown(stored_edits(metrics)) in ckpt.card

@@ -5,47 +5,50 @@ import torch
 
 import minidiff as md
 
-from minidiff.course import sr_recipes
+from minidiff.core.unet import UNet
+from minidiff.course import zoo
+from minidiff.course.recipes import RECIPES, sr
+from minidiff.course.recipes.sr import SR_RECIPES
 from minidiff.methods.sr3 import upsample
 
 
-@pytest.mark.parametrize("name", sorted(sr_recipes.SR_RECIPES))
+@pytest.mark.parametrize("name", sorted([*SR_RECIPES, "cdm-base8"]))
 def test_every_sr_recipe_trains_two_steps_and_checkpoints(name, tmp_path):
-    sr_recipes.SR_RECIPES[name](str(tmp_path), steps=2)
+    RECIPES[name](str(tmp_path), steps=2)
     state = torch.load(tmp_path / "train_state.pt", weights_only=True)
     assert state["step"] == 2 and torch.isfinite(state["losses"]).all()
 
 
 def test_bicubic_is_consistent_only_approximately_and_the_metrics_are_computed():
-    m = sr_recipes.evaluate_sr(lambda low: upsample(low, 32).clamp(-1, 1), sr_recipes.world_pairs, n=8)
+    m = sr.evaluate_sr(lambda low: upsample(low, 32).clamp(-1, 1), sr.world_pairs, n=8)
     assert 10 < m["psnr"] < 40 and 0 < m["ssim"] < 1 and m["consistency_rmse"] > 0
 
 
 def test_super_resolve_runs_for_plain_and_augmented_stages():
     torch.manual_seed(0)
-    high, low = sr_recipes.world_pairs("test", 0, 2)
-    for config in (sr_recipes.SR_UNET, sr_recipes.CDM_SR_UNET):
-        out = sr_recipes.super_resolve(sr_recipes.UNet(config).eval(), low, steps=2, augment_level=100 if config.cond_channels == 4 else None)
+    high, low = sr.world_pairs("test", 0, 2)
+    for config in (sr.SR_UNET, sr.CDM_SR_UNET):
+        out = zoo.super_resolve(UNet(config).eval(), low, steps=2, augment_level=100 if config.cond_channels == 4 else None)
         assert out.shape == high.shape
 
 
 def test_super_resolve_refuses_inputs_the_models_were_not_trained_on():
-    plain, stage = sr_recipes.UNet(sr_recipes.SR_UNET).eval(), sr_recipes.UNet(sr_recipes.CDM_SR_UNET).eval()
-    _, low = sr_recipes.world_pairs("test", 0, 2)
+    plain, stage = UNet(sr.SR_UNET).eval(), UNet(sr.CDM_SR_UNET).eval()
+    _, low = sr.world_pairs("test", 0, 2)
     with pytest.raises(ValueError, match="trained on 8x8 inputs"):
-        sr_recipes.super_resolve(plain, torch.zeros(2, 3, 16, 16), steps=2)
+        zoo.super_resolve(plain, torch.zeros(2, 3, 16, 16), steps=2)
     with pytest.raises(ValueError, match="has 1 channels; this model takes 3"):
-        sr_recipes.super_resolve(plain, low[:, :1], steps=2)
+        zoo.super_resolve(plain, low[:, :1], steps=2)
     with pytest.raises(ValueError, match=r"must be a batch \(B, C, h, w\)"):
-        sr_recipes.regress(plain, low[0])
+        zoo.regress(plain, low[0])
     with pytest.raises(ValueError, match="trained without conditioning augmentation"):
-        sr_recipes.super_resolve(plain, low, steps=2, augment_level=100)
+        zoo.super_resolve(plain, low, steps=2, augment_level=100)
     for level in (800, -2, 0.5):
         with pytest.raises(ValueError, match=r"integer step in -1..500"):
-            sr_recipes.super_resolve(stage, low, steps=2, augment_level=level)
+            zoo.super_resolve(stage, low, steps=2, augment_level=level)
     plain.prediction = None  # what load_sr gives the regression baseline
     with pytest.raises(ValueError, match="use regress"):
-        sr_recipes.super_resolve(plain, low, steps=2)
+        zoo.super_resolve(plain, low, steps=2)
 
 
 def test_augmented_condition_refuses_fractional_level_tensors():
@@ -59,7 +62,7 @@ def test_augmented_condition_refuses_fractional_level_tensors():
 def _tiny_text_unet(**unet):
     from minidiff.core.text_encoder import TextConditionedUNet
     from minidiff.core.unet import UNetConfig
-    from minidiff.course.recipes import text_encoder_config
+    from minidiff.course.recipes.text import text_encoder_config
 
     torch.manual_seed(0)
     text = text_encoder_config()
@@ -70,7 +73,7 @@ def _tiny_text_unet(**unet):
 def test_warm_start_keeps_the_pooled_model_when_its_pooled_term_is_the_average():
     """The warm start folds the pooled path's average into the time embedding and adds attention blocks that start
     as identities. So a source whose pooled term is the same for every caption is reproduced exactly."""
-    from minidiff.course.recipes import base_data, warm_start_from_pooled
+    from minidiff.course.recipes.text import base_data, warm_start_from_pooled
 
     source = _tiny_text_unet(attention_resolutions=(8,), pooled_context=True)
     with torch.no_grad():
@@ -92,7 +95,7 @@ def test_warm_start_keeps_the_pooled_model_when_its_pooled_term_is_the_average()
 
 
 def test_word_lifts_are_one_without_preference_and_the_inverse_share_when_all_on_the_object():
-    from minidiff.course.recipes import word_lifts
+    from minidiff.course.probes import word_lifts
 
     share = torch.tensor([[1.0, 0.0, 0.0, 0.0]])  # the object fills one cell of four
     kinds = [["colour words", "other words"]]  # tokens 1 and 2 (0 is the start token)
@@ -104,7 +107,7 @@ def test_word_lifts_are_one_without_preference_and_the_inverse_share_when_all_on
 
 def test_attention_lift_of_the_base_model_and_its_refusal_of_two_object_scenes():
     from minidiff.core.checkpoint import load_text_unet
-    from minidiff.course.recipes import WORD_KINDS, attention_lift
+    from minidiff.course.probes import WORD_KINDS, attention_lift
     from minidiff.world.scenes import scenes
 
     model, schedule, _ = load_text_unet("base")
@@ -120,16 +123,17 @@ def test_uniform_attention_spreads_each_query_over_the_keys_it_may_see():
     from minidiff import AttentionSite, uniform_attention
 
     probs = torch.tensor([[[[0.7, 0.3, 0.0], [0.1, 0.9, 0.0]]]])  # (B, heads, queries, keys); key 2 is padding
-    flat = uniform_attention({"cross"})(probs, AttentionSite("mid.attn.cross", "cross", 8, 0, 1))
+    flat = uniform_attention({"cross"})(probs, AttentionSite("mid.attn.cross", "cross", 8, 1))
     torch.testing.assert_close(flat, torch.tensor([[[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]]]))
-    assert uniform_attention({"cross"})(probs, AttentionSite("mid.attn.self", "self", 8, 0, 1)) is probs
+    assert uniform_attention({"cross"})(probs, AttentionSite("mid.attn.self", "self", 8, 1)) is probs
     with pytest.raises(ValueError, match="'self' and/or 'cross'"):
         uniform_attention({"crosss"})
 
 
 def test_attention_report_measures_lift_and_the_uniform_attention_ablation():
     from minidiff.core.checkpoint import load_text_unet
-    from minidiff.course.recipes import ATTENTION_LIFT_STEPS, attention_report, load_judge
+    from minidiff.course.probes import ATTENTION_LIFT_STEPS, attention_report
+    from minidiff.course.zoo import load_judge
 
     model, schedule, _ = load_text_unet("base")
     report, numbers = attention_report(model, schedule, load_judge(), n=4, steps=3)
@@ -140,7 +144,8 @@ def test_attention_report_measures_lift_and_the_uniform_attention_ablation():
 
 
 def test_word_distances_are_zero_for_a_word_swapped_with_itself_and_refuse_a_missing_word():
-    from minidiff.course.recipes import load_clip, word_distances
+    from minidiff.course.probes import word_distances
+    from minidiff.course.zoo import load_clip
 
     encode = load_clip().text
     d = word_distances(encode, (("red", "red"), ("circle", "square")))
@@ -155,7 +160,8 @@ def test_the_text_probe_reads_each_caption_and_its_loss_reaches_the_unet_only_th
     import torch.nn.functional as F
 
     from minidiff import linear_schedule
-    from minidiff.course.recipes import TextProbe, make_base_model, probe_data, probe_loss
+    from minidiff.course.recipes.detail import TextProbe, probe_loss
+    from minidiff.course.recipes.text import make_base_model, probe_data
     from minidiff.course.train import TrainConfig, train
     from minidiff.world.judge import targets
     from minidiff.world.scenes import scenes
@@ -178,7 +184,8 @@ def test_the_text_probe_reads_each_caption_and_its_loss_reaches_the_unet_only_th
 
 
 def test_the_judge_recipe_can_train_on_unnamed_detail_and_reads_the_judge_at_each_amount():
-    from minidiff.course.recipes import DETAIL_AMOUNTS, judge_by_detail, judge_data, load_judge
+    from minidiff.course.recipes.judge import DETAIL_AMOUNTS, judge_by_detail, judge_data
+    from minidiff.course.zoo import load_judge
     from minidiff.world.scenes import scenes
 
     batch = judge_data(8, "random")(3)  # step 3 of the stream: scenes 24..31, each with its own amount
@@ -192,25 +199,24 @@ def test_the_judge_recipe_can_train_on_unnamed_detail_and_reads_the_judge_at_eac
 
 
 def test_the_base_detail_recipe_trains_on_scenes_with_unnamed_detail_and_is_scored_by_their_judge():
-    from minidiff.__main__ import RECIPES
-    from minidiff.course import recipes
+    from minidiff.course.recipes import detail, text
     from minidiff.world.scenes import scenes
 
-    plain, detailed = recipes.probe_data(8, 3)(5), recipes.probe_data(8, 3, detail="random")(5)
+    plain, detailed = text.probe_data(8, 3)(5), text.probe_data(8, 3, detail="random")(5)
     assert torch.equal(detailed["x0"], scenes("train", 40, 8, detail="random").images)
     assert not torch.equal(detailed["x0"], plain["x0"])
     for key in ("ids", "mask", "label_shape", "label_colour"):  # captions and labels do not depend on the detail
         assert torch.equal(detailed[key], plain[key]), key
-    assert RECIPES["base-detail"] is recipes.train_base_detail
-    assert recipes.BASE_DETAIL_JUDGE in md.available_checkpoints()
+    assert RECIPES["base-detail"] is detail.train_base_detail
+    assert detail.BASE_DETAIL_JUDGE in md.available_checkpoints()
 
 
 def test_the_base_detail_recipe_warm_starts_from_base_xattn_and_resumes(tmp_path, capsys):
-    from minidiff.course import recipes
+    from minidiff.course.recipes import detail
 
-    recipes.train_base_detail(str(tmp_path), steps=1)
+    detail.train_base_detail(str(tmp_path), steps=1)
     printed = capsys.readouterr().out
     assert "warm start from base-xattn" in printed and "step 1/1" in printed and "word distances after" in printed
-    recipes.train_base_detail(str(tmp_path), steps=1)  # a second call finds the finished state and trains nothing
+    detail.train_base_detail(str(tmp_path), steps=1)  # a second call finds the finished state and trains nothing
     again = capsys.readouterr().out
     assert "trained to step 1 " in again and "step 1/1" not in again

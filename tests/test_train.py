@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minidiff import linear_schedule
-from minidiff.course.recipes import toy2d_data
+from minidiff.course.recipes.toy import toy2d_data
 from minidiff.course.train import TrainConfig, lr_factor, train
 from minidiff.world.toy import ToyMLP
 

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidiff import UNet, UNetConfig, attach_controller, attention_modules
+from minidiff import UNet, UNetConfig, at_step, attach_controller, attention_modules
 
 TEXT = UNetConfig(image_size=16, channels=32, channel_mults=(1, 2), attention_resolutions=(8,), heads=2, context_dim=12, pooled_context=True)
 
@@ -61,9 +61,13 @@ def test_controller_sees_sites_and_can_change_the_output():
         plain = net(x, t, context=ctx)
         with attach_controller(net, uniform_cross):
             changed = net(x, t, context=ctx)
+            with at_step(3):  # as a sampler publishes its step around each call
+                net(x, t, context=ctx)
     assert not torch.allclose(plain, changed)
     assert {s.name for s in sites} == set(attention_modules(net))
-    assert all(s.t == 10 and s.heads == 2 for s in sites)  # the step the net was called with
+    n = len(attention_modules(net))
+    assert all(s.step is None and s.heads == 2 for s in sites[:n])  # called outside a sampler: no step
+    assert all(s.step == 3 for s in sites[n:])
 
 
 def test_attach_restores_the_model_even_after_an_error():
@@ -128,3 +132,36 @@ def test_runs_in_float64_and_keeps_dtype():
     net = text_net().double()
     x, t, ctx = inputs()
     assert net(x.double(), t, context=ctx.double()).dtype == torch.float64
+
+
+def test_cross_attention_only_blocks_start_as_the_identity_and_only_cross_attend():
+    config = UNetConfig(**{**TEXT.to_dict(), "cross_attention_resolutions": (16,)})
+    torch.manual_seed(0)
+    net = UNet(config).eval()
+    kinds = {(m.resolution, m.kind) for m in attention_modules(net).values()}
+    assert (16, "cross") in kinds and (16, "self") not in kinds  # no self-attention over every pixel pair
+    plain = UNet(TEXT).eval()
+    missing, unexpected = plain.load_state_dict(net.state_dict(), strict=False)
+    assert unexpected and not missing  # the new blocks are the only difference
+    x, t, ctx = inputs()
+    with torch.no_grad():  # their output projections start at zero: the same function as without them
+        torch.testing.assert_close(net(x, t, context=ctx), plain(x, t, context=ctx))
+    with pytest.raises(ValueError, match="name each side once"):
+        UNetConfig(**{**TEXT.to_dict(), "cross_attention_resolutions": tuple(TEXT.attention_resolutions)})
+    with pytest.raises(ValueError, match="needs context_dim"):
+        UNetConfig(image_size=16, cross_attention_resolutions=(16,))
+
+
+def test_samplers_publish_their_step_to_the_attention_layers():
+    from minidiff import invert_ddim, linear_schedule, sample_ddim, with_inputs
+
+    net, schedule = text_net(), linear_schedule()
+    x, _, ctx = inputs()
+    steps = []
+    ts = schedule.timesteps(4)
+    model = with_inputs(net, context=ctx)
+    with torch.no_grad(), attach_controller(net, lambda p, s: steps.append(s.step) or p, where=lambda m: m.name == "mid.attn.cross"):
+        sample_ddim(model, x, ts, schedule)
+        assert steps == [0, 1, 2, 3]  # the index into the timesteps of each call
+        invert_ddim(model, x.clamp(-1, 1), ts, schedule)
+        assert steps[4:] == [3, 2, 1, 0]  # inversion calls the net at timesteps[3], then [2], ...

@@ -78,17 +78,17 @@ def test_no_detail_is_the_plain_world_and_detail_grows_with_its_amount():
 
 
 def test_a_turned_square_is_the_square_rotated_about_its_centre():
-    from minidiff.world.scenes import _coverage
+    from minidiff.world.scenes import coverage
 
     coords = (torch.arange(256, dtype=torch.float32) + 0.5) / 256
     ys, xs = torch.meshgrid(coords, coords, indexing="ij")
     centre, r = torch.tensor([0.5]), torch.tensor([0.2])
     square = torch.tensor([1])
-    turned = _coverage(square, centre, centre, r, xs, ys, torch.tensor([torch.pi / 4]))[0]
+    turned = coverage(square, centre, centre, r, xs, ys, torch.tensor([torch.pi / 4]))[0]
     diamond = ((xs - 0.5).abs() + (ys - 0.5).abs()) <= 0.886 * 0.2 * 2 ** 0.5
     assert (turned != diamond).float().mean() < 0.002  # only rim pixels where float rounding decides
-    upright = _coverage(square, centre, centre, r, xs, ys, torch.tensor([0.0]))[0]
-    assert torch.equal(upright, _coverage(square, centre, centre, r, xs, ys)[0])
+    upright = coverage(square, centre, centre, r, xs, ys, torch.tensor([0.0]))[0]
+    assert torch.equal(upright, coverage(square, centre, centre, r, xs, ys)[0])
     assert (turned != upright).float().mean() > 0.03
 
 

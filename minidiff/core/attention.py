@@ -8,8 +8,14 @@ This is the seam Prompt-to-Prompt (Hertz et al. 2022) edits through: store the
 maps, replace them with another branch's, reweight a word's column.
 
 Controllers must return a new tensor and never modify their input. The site
-tells them the timestep the network was called with, so a controller knows
-where in sampling it is without counting calls.
+tells them the sampler's step: every sampler publishes the index of the step
+it is computing (``at_step``) around each network call, so a controller knows
+where in sampling it is without counting calls and without reading a tensor
+(which, on a GPU, would wait for the device at every layer).
+
+``AttentionStore`` is the one recorder (by step and layer) that Prompt-to-Prompt,
+LocalBlend, Pix2Pix-Zero and the attention probes read; ``chain_controllers``
+runs several controllers as one.
 
 Without a controller, the module uses PyTorch's fused attention; with an
 identity controller the result is the same to float precision (tested).
@@ -19,22 +25,43 @@ from __future__ import annotations
 
 import contextlib
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Optional
+from typing import Callable, Iterable, Iterator, Literal, Optional, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_STEP: ContextVar[Optional[int]] = ContextVar("minidiff_step", default=None)
+
+
+@contextlib.contextmanager
+def at_step(index: int) -> Iterator[None]:
+    """Publish ``index``, the position in the sampler's timesteps of the step being computed, to the attention
+    layers for the ``with`` block. The samplers do this around every network call; do it yourself when you call
+    the network outside a sampler for a known step (as Pix2Pix-Zero's guidance does)."""
+    token = _STEP.set(int(index))
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
+
+
+def current_step() -> Optional[int]:
+    """The step index published by ``at_step`` (None outside a sampler)."""
+    return _STEP.get()
 
 
 @dataclass(frozen=True)
 class AttentionSite:
-    """Where an attention call happens: which layer, what kind, at which timestep."""
+    """Where an attention call happens: which layer, what kind, at which step of the sampler."""
 
     name: str  # e.g. "mid.attn0.cross"
     kind: Literal["self", "cross"]
     resolution: int  # side of the feature map, e.g. 8 for an 8x8 map
-    t: float  # the network's time input (step, or noise level) for the first item of the batch
     heads: int
+    step: Optional[int] = None  # the index in the sampler's timesteps (``at_step``); None outside a sampler
 
 
 #: a controller maps probs (B, heads, N_query, N_key) and the site to new probs of the same shape
@@ -80,7 +107,7 @@ class Attention(nn.Module):
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             probs = scores.softmax(-1)
-            site = AttentionSite(self.name, self.kind, self.resolution, t.reshape(-1)[0].item(), h)
+            site = AttentionSite(self.name, self.kind, self.resolution, h, current_step())
             new = self.controller(probs, site)
             if new is None or new.shape != probs.shape:
                 got = None if new is None else tuple(new.shape)
@@ -134,3 +161,82 @@ def uniform_attention(kinds: frozenset[str] | set[str] = frozenset({"cross"})) -
         return allowed / allowed.sum(-1, keepdim=True)
 
     return controller
+
+
+def chain_controllers(*controllers: Controller) -> Controller:
+    """One controller that runs several in order, each on what the one before returned (e.g. an
+    ``AttentionStore`` and then a Prompt-to-Prompt edit: the store keeps the maps before the edit)."""
+    if not controllers:
+        raise ValueError("chain_controllers needs at least one controller")
+
+    def run(probs: Tensor, site: AttentionSite) -> Tensor:
+        for c in controllers:
+            probs = c(probs, site)
+        return probs
+
+    return run
+
+
+class AttentionStore:
+    """A controller that keeps attention probabilities by (step, layer) and changes nothing.
+
+    ``conditional``: keep only the conditional half of a guided batch ``[unconditional; conditional]``
+    (:func:`minidiff.core.denoisers.with_text_cfg`), as the official Prompt-to-Prompt code does;
+    ``mean_heads``: keep the mean over heads (B, N, L) instead of every head (B, heads, N, L);
+    ``kinds``: which attention to keep. Each (step, layer) holds its latest call; outside a sampler the step is
+    None. ``maps(steps)`` averages the stored maps over steps and over the layers at one resolution (the finest
+    by default, or ``resolution``) into (B, res, res, L).
+    """
+
+    def __init__(self, conditional: bool = True, mean_heads: bool = True, kinds: Iterable[str] = ("cross",),
+                 resolution: Optional[int] = None) -> None:
+        self.kinds = frozenset(kinds)
+        unknown = self.kinds - {"self", "cross"}
+        if unknown:
+            raise ValueError(f"kinds must be 'self' and/or 'cross', got {sorted(unknown)}")
+        self.conditional, self.mean_heads, self.resolution = conditional, mean_heads, resolution
+        self.entries: dict[tuple[Optional[int], str], Tensor] = {}  # in the order the layers ran
+        self.sites: dict[str, AttentionSite] = {}
+
+    def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
+        if site.kind in self.kinds:
+            if self.conditional and probs.shape[0] % 2:
+                raise ValueError(f"{site.name}: a guided batch [unconditional; conditional] has an even size, got {probs.shape[0]}; "
+                                 "use AttentionStore(conditional=False) for unguided calls")
+            kept = probs[probs.shape[0] // 2 :] if self.conditional else probs
+            self.entries[site.step, site.name] = (kept.mean(1) if self.mean_heads else kept).detach()
+            self.sites[site.name] = site
+        return probs
+
+    @property
+    def steps(self) -> list[Optional[int]]:
+        """The steps recorded, in order (None for calls outside a sampler)."""
+        return sorted({s for s, _ in self.entries}, key=lambda s: -1 if s is None else s)
+
+    def at(self, step: Optional[int], name: str) -> Tensor:
+        """What layer ``name`` saw at ``step``."""
+        if (step, name) not in self.entries:
+            raise KeyError(f"no attention of {name!r} at step {step} was recorded")
+        return self.entries[step, name]
+
+    def layers(self, step: Optional[int], resolution: Optional[int] = None) -> list[tuple[AttentionSite, Tensor]]:
+        """``(site, maps)`` of every layer recorded at ``step`` (at one ``resolution``, if given), in the order they ran."""
+        return [(self.sites[n], m) for (s, n), m in self.entries.items() if s == step
+                and (resolution is None or self.sites[n].resolution == resolution)]
+
+    def maps(self, steps: Optional[Sequence[Optional[int]]] = None) -> Tensor:
+        """(B, res, res, L): the head-averaged maps, averaged over ``steps`` (all by default) and over the layers at
+        the store's resolution (the finest recorded unless it was given)."""
+        if not self.mean_heads:
+            raise ValueError("maps() averages head-averaged maps: build the store with mean_heads=True")
+        chosen = self.steps if steps is None else list(steps)
+        if not chosen:
+            raise ValueError("no attention was recorded: attach the store and sample first")
+        seen = sorted({self.sites[n].resolution for s, n in self.entries if s in chosen})
+        if not seen:
+            raise ValueError(f"no attention was recorded at steps {chosen}")
+        res = max(seen) if self.resolution is None else self.resolution
+        if res not in seen:
+            raise ValueError(f"no attention at {res}x{res} was recorded; this model attends at {seen}")
+        per_step = [torch.stack([m for _, m in self.layers(s, res)]).mean(0) for s in chosen]  # each (B, N, L)
+        return torch.stack(per_step).mean(0).reshape(per_step[0].shape[0], res, res, -1)

@@ -22,7 +22,8 @@ from .schedule import Prediction, Schedule
 Network = Callable[..., Tensor]
 
 
-def _fit_batch(value: Tensor, batch: int, name: str) -> Tensor:
+def fit_batch(value: Tensor, batch: int, name: str) -> Tensor:
+    """``value`` (batch or 1, ...) with batch size ``batch``: a batch of one is broadcast (a view, no copy)."""
     if value.shape[0] == batch:
         return value
     if value.shape[0] == 1:
@@ -37,7 +38,7 @@ def with_inputs(net: Network, **inputs: Optional[Tensor]) -> Denoiser:
     """
 
     def model(x: Tensor, t: Tensor) -> Tensor:
-        bound = {k: None if v is None else _fit_batch(v, x.shape[0], k) for k, v in inputs.items()}
+        bound = {k: None if v is None else fit_batch(v, x.shape[0], k) for k, v in inputs.items()}
         return net(x, t, **bound)
 
     return model
@@ -82,12 +83,12 @@ def with_text_cfg(
 
     def model(x: Tensor, t: Tensor) -> Tensor:
         B = x.shape[0]
-        ctx = torch.cat([_fit_batch(null_context, B, "null_context"), _fit_batch(context, B, "context")])
+        ctx = torch.cat([fit_batch(null_context, B, "null_context"), fit_batch(context, B, "context")])
         mask = None
         if context_mask is not None or null_mask is not None:
             ones = torch.ones(1, context.shape[1], dtype=torch.bool, device=x.device)
-            m_u = _fit_batch(null_mask if null_mask is not None else ones, B, "null_mask")
-            m_c = _fit_batch(context_mask if context_mask is not None else ones, B, "context_mask")
+            m_u = fit_batch(null_mask if null_mask is not None else ones, B, "null_mask")
+            m_c = fit_batch(context_mask if context_mask is not None else ones, B, "context_mask")
             mask = torch.cat([m_u, m_c])
         eps_u, eps_c = net(torch.cat([x, x]), torch.cat([t, t]), context=ctx, context_mask=mask).chunk(2)
         return eps_u + scale * (eps_c - eps_u)

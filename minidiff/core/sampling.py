@@ -9,6 +9,9 @@ Every sampler is a plain function with the same first arguments
 * ``timesteps`` is a descending sequence of steps in ``0 .. T-1``
   (:meth:`Schedule.timesteps`); the sampler steps from each one to the next,
   and from the last one to the clean image (``t = -1``, alpha_bar = 1).
+* around every network call the sampler publishes the step's index in
+  ``timesteps`` (:func:`minidiff.core.attention.at_step`), which attention
+  controllers read from their site.
 * ``on_step(state)`` is called after every step with a frozen
   :class:`StepState`; if it returns a tensor, that tensor replaces the
   sample the step produced. SDEdit's masks, ILVR, Direct Inversion's offsets
@@ -27,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .attention import at_step
 from .schedule import CLEAN, Schedule
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
@@ -135,8 +139,10 @@ def _walk(
     update: Callable[[int, Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]],
     on_step: Optional[OnStep],
     progress: bool,
+    published: Optional[Sequence[int]] = None,
 ) -> Tensor:
-    """Walk ``x`` through ``steps`` = [(t_model, t_from, t_to), ...]; ``update(i, x, eps, a_from, a_to)``."""
+    """Walk ``x`` through ``steps`` = [(t_model, t_from, t_to), ...]; ``update(i, x, eps, a_from, a_to)``.
+    ``published[i]``: the index in the sampler's timesteps that step i's network call belongs to (default i)."""
     if not x.is_floating_point():
         raise ValueError(f"x must be a float tensor, got dtype {x.dtype}: use x.float()")
     if not torch.isfinite(x).all():  # one check per call, before the loop
@@ -145,7 +151,8 @@ def _walk(
     alpha_bars = schedule.at(t_all, like=x).reshape(len(steps), 2)  # cast once, on x's device
     t_model = torch.tensor([s[0] for s in steps], device=x.device)
     for i, (_, t_from, t_to) in enumerate(tqdm(steps, disable=not progress, leave=False)):
-        eps = model(x, t_model[i].expand(x.shape[0]))
+        with at_step(i if published is None else published[i]):
+            eps = model(x, t_model[i].expand(x.shape[0]))
         if eps.shape != x.shape:
             raise ValueError(f"the denoiser returned shape {tuple(eps.shape)} for an input of shape {tuple(x.shape)}")
         x_next, x0_pred = update(i, x, eps, alpha_bars[i, 0], alpha_bars[i, 1])
@@ -243,7 +250,8 @@ def invert_ddim(
         trajectory.append(state.x_next if replaced is None else replaced)
         return replaced
 
-    _walk(model, x0, steps, schedule, update, record, progress)
+    # the network is called at timesteps[n - 1 - i] in inversion step i: that is the step index it publishes
+    _walk(model, x0, steps, schedule, update, record, progress, published=list(range(len(steps) - 1, -1, -1)))
     return torch.stack(trajectory[::-1])
 
 

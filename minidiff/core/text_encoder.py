@@ -9,15 +9,15 @@ UNet cross-attends to (Rombach et al. 2022, sec. 3.3).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 from transformers import CLIPTextConfig, CLIPTextModel
 
-if TYPE_CHECKING:
-    from .sampling import Denoiser
-    from .schedule import Prediction, Schedule
-    from .unet import UNetConfig
+from .denoisers import with_prediction, with_text_cfg
+from .sampling import Denoiser
+from .schedule import Prediction, Schedule
+from .unet import UNet, UNetConfig
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ class TextConditionedUNet(nn.Module):
     ``model.encode`` once and then ``model.unet`` on the embeddings.
     """
 
-    def __init__(self, unet: "UNetConfig", text: TextEncoderConfig, prediction: "Prediction" = "eps") -> None:
+    def __init__(self, unet: UNetConfig, text: TextEncoderConfig, prediction: Prediction = "eps") -> None:
         super().__init__()
-        from .unet import UNet
-
         if unet.context_dim != text.width:
             raise ValueError(f"the UNet's context_dim ({unet.context_dim}) must equal the text encoder's width ({text.width})")
         self.text = TextEncoder(text)
@@ -91,19 +89,17 @@ class TextConditionedUNet(nn.Module):
 
     def denoiser(
         self,
-        schedule: "Schedule",
+        schedule: Schedule,
         context: Tensor,
         null_context: Tensor,
         scale: float,
         context_mask: Tensor | None = None,
         null_mask: Tensor | None = None,
-    ) -> "Denoiser":
+    ) -> Denoiser:
         """An eps-denoiser ``(x_t, t) -> eps`` with classifier-free guidance, whatever the net predicts.
 
         Guidance is applied to the raw outputs; for v or x0 outputs that is the
         same as guiding eps, since the conversion is linear in the output at fixed x_t.
         """
-        from .denoisers import with_prediction, with_text_cfg
-
         guided = with_text_cfg(self.unet, context, null_context, scale, context_mask, null_mask)
         return with_prediction(guided, schedule, self.prediction)

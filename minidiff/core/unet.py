@@ -14,6 +14,9 @@ connections between the halves), with the switches later chapters need:
   (text conditioning as in Rombach et al. 2022), and ``pooled_context`` also
   adds their mean to the time embedding (a global path, as Imagen's pooled
   text embedding, Saharia et al. 2022, sec. 2.3);
+* ``cross_attention_resolutions`` adds blocks with cross-attention but no
+  self-attention, where self-attention over every pixel pair would cost too much
+  (the finest level), so the words reach the pixels that draw edges and corners;
 * every attention module is named and can take a controller
   (:mod:`minidiff.core.attention`).
 """
@@ -67,19 +70,25 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """Self-attention, optional cross-attention, and an MLP over the pixels of a feature map.
+    """Self-attention (unless ``self_attention=False``), optional cross-attention, and an MLP over the pixels of a
+    feature map.
 
     The layout of Stable Diffusion's transformer block (pre-LayerNorm,
     residual around each part), without the VAE. Its attention modules are
     named ``{name}.self`` and ``{name}.cross``.
     """
 
-    def __init__(self, name: str, channels: int, heads: int, resolution: int, groups: int, context_dim: Optional[int]) -> None:
+    def __init__(self, name: str, channels: int, heads: int, resolution: int, groups: int, context_dim: Optional[int],
+                 self_attention: bool = True) -> None:
         super().__init__()
+        if not self_attention and context_dim is None:
+            raise ValueError(f"{name}: a block without self-attention needs cross-attention (context_dim)")
         self.norm = nn.GroupNorm(groups, channels)
         self.proj_in = nn.Conv2d(channels, channels, 1)
-        self.norm_self = nn.LayerNorm(channels)
-        self.self_attn = Attention(f"{name}.self", channels, heads, resolution)
+        self.self_attn = None
+        if self_attention:
+            self.norm_self = nn.LayerNorm(channels)
+            self.self_attn = Attention(f"{name}.self", channels, heads, resolution)
         self.cross_attn = None
         if context_dim is not None:
             self.norm_cross = nn.LayerNorm(channels)
@@ -93,7 +102,8 @@ class AttentionBlock(nn.Module):
     def forward(self, x: Tensor, t: Tensor, context: Optional[Tensor], key_mask: Optional[Tensor]) -> Tensor:
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)  # (B, HW, C)
-        h = h + self.self_attn(self.norm_self(h), t)
+        if self.self_attn is not None:
+            h = h + self.self_attn(self.norm_self(h), t)
         if self.cross_attn is not None:
             h = h + self.cross_attn(self.norm_cross(h), t, context, key_mask)
         h = h + self.mlp(self.norm_mlp(h))
@@ -112,6 +122,7 @@ class UNetConfig:
     channel_mults: tuple[int, ...] = (1, 2, 2)  # one entry per resolution level
     num_res_blocks: int = 2
     attention_resolutions: tuple[int, ...] = (8,)  # feature-map sides that get attention
+    cross_attention_resolutions: tuple[int, ...] = ()  # sides that get cross-attention without self-attention
     heads: int = 4
     context_dim: Optional[int] = None  # token-embedding width for cross-attention
     pooled_context: bool = False  # add the mean token embedding to the time embedding
@@ -122,6 +133,7 @@ class UNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mults", tuple(self.channel_mults))
         object.__setattr__(self, "attention_resolutions", tuple(self.attention_resolutions))
+        object.__setattr__(self, "cross_attention_resolutions", tuple(self.cross_attention_resolutions))
         levels = len(self.channel_mults)
         if self.image_size % 2 ** (levels - 1):
             raise ValueError(f"image_size {self.image_size} must be divisible by 2**{levels - 1} for {levels} levels")
@@ -132,6 +144,12 @@ class UNetConfig:
                 raise ValueError(f"width {self.channels * m} is not divisible by groups={self.groups}")
         if self.pooled_context and self.context_dim is None:
             raise ValueError("pooled_context needs context_dim")
+        if self.cross_attention_resolutions and self.context_dim is None:
+            raise ValueError("cross_attention_resolutions needs context_dim")
+        both = set(self.attention_resolutions) & set(self.cross_attention_resolutions)
+        if both:
+            raise ValueError(f"resolutions {sorted(both)} are in both attention_resolutions (self and cross) and "
+                             "cross_attention_resolutions (cross only); name each side once")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,9 +181,11 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(c.in_channels + c.cond_channels, c.channels, 3, padding=1)
 
         def attention(name: str, ch: int, res: int) -> Optional[AttentionBlock]:
-            if res not in c.attention_resolutions:
-                return None
-            return AttentionBlock(name, ch, c.heads, res, c.groups, c.context_dim)
+            if res in c.attention_resolutions:
+                return AttentionBlock(name, ch, c.heads, res, c.groups, c.context_dim)
+            if res in c.cross_attention_resolutions:
+                return AttentionBlock(name, ch, c.heads, res, c.groups, c.context_dim, self_attention=False)
+            return None
 
         # Down path: at each level num_res_blocks blocks, then halve the resolution.
         self.down = nn.ModuleList()

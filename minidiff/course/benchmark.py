@@ -1,6 +1,6 @@
 """The edit benchmark: a fixed, seeded set of edits of held-out real scenes, every method, one table.
 
-    python -m minidiff results edits        # writes results/edits.json and results/edits.safetensors
+    python -m minidiff results edits        # runs it (``sweeps.edits``): results/edits.json and .safetensors
 
 Each edit changes one attribute of a one-object held-out scene by swapping one word of its caption
 (colour, shape, size, background tone, or position: attention copying should fail at moving things).
@@ -15,7 +15,6 @@ For every method we report, over the edits it ran on:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -23,18 +22,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.attention import attach_controller
+from ..core.attention import AttentionStore, attach_controller, chain_controllers
 from ..core.sampling import chain, invert_ddim, sample_ddim
 from ..core.schedule import Schedule
 from ..methods.direct_inversion import add_offsets, direct_inversion
 from ..methods.imagic import imagic
 from ..methods.null_text import null_text_inversion, per_step_null_denoiser
-from ..methods.pix2pix_zero import CrossAttentionRecorder, cross_attention_guidance, edit_direction, invert_regularised
-from ..methods.prompt_to_prompt import AttentionStore, PromptToPrompt, chain_controllers, local_blend
+from ..methods.pix2pix_zero import cross_attention_guidance, edit_direction, invert_regularised
+from ..methods.prompt_to_prompt import PromptToPrompt, local_blend
+from ..methods.sdedit import sdedit
 from ..world.captions import Tokenizer, caption
 from ..world.judge import FAMILIES, Judge, targets, world_fd
 from ..world.metrics import masked_psnr
-from ..world.scenes import COLOURS, POSITIONS, SHAPES, SIZES, TONES, Detail, Scenes, scenes, with_attribute
+from ..world.scenes import COLOURS, OBJECT_ATTRIBUTES, POSITIONS, SHAPES, SIZES, TONES, Detail, Scenes, scenes, with_attribute
 
 EDIT_FAMILIES = ("colour", "shape", "size", "tone", "position")
 FIRST_SCENE = 3000  # held-out scenes used by the benchmark (after those of the other sweeps)
@@ -72,9 +72,9 @@ def edit_set(n: int = 100, detail: Detail = "none", families: tuple[str, ...] = 
     for k in range(n):
         fam = families[k % len(families)]
         chosen.append(fam)
-        old = int(getattr(source, fam)[k, 0] if fam in ("colour", "shape", "size", "position") else getattr(source, fam)[k])
+        old = int(getattr(source, fam)[k, 0] if fam in OBJECT_ATTRIBUTES else getattr(source, fam)[k])
         new = (old + 1 + int(torch.randint(sizes[fam] - 1, (1,), generator=g))) % sizes[fam]
-        values = getattr(target, fam)[:, 0].clone() if fam in ("colour", "shape", "size", "position") else getattr(target, fam).clone()
+        values = getattr(target, fam)[:, 0].clone() if fam in OBJECT_ATTRIBUTES else getattr(target, fam).clone()
         values[k] = new
         target = with_attribute(target, fam, values)
     return Edits(source, target, chosen, [caption(source, i) for i in range(n)], [caption(target, i) for i in range(n)])
@@ -155,7 +155,7 @@ class Editor:
         source_ids, target_ids = self.ids(self.edits.source_text[i]), self.ids(self.edits.target_text[i])
         controller = PromptToPrompt(self.ts, source_ids, target_ids, cross_replace=cross_replace, self_replace=self_replace)
         if blend:
-            store = AttentionStore(self.ts, branches=2)
+            store = AttentionStore()
             swapped = (source_ids != target_ids).nonzero().flatten().tolist()
             controller = chain_controllers(store, controller)
             on_step = chain(on_step, local_blend(store, [swapped, swapped], self.ts))
@@ -163,13 +163,11 @@ class Editor:
             return sample_ddim(denoiser, noise.expand(2, -1, -1, -1), self.ts, self.schedule, on_step=on_step)[1:]
 
     def sdedit(self, i: int) -> Tensor:
-        from ..methods.sdedit import sdedit
-
         ctx, mask = self.encode([self.edits.target_text[i]])
         guided = self.model.denoiser(self.schedule, ctx, self.null[0], self.scale, mask, self.null[1])
         with torch.no_grad():
             return sdedit(guided, self.edits.source.images[i : i + 1], SDEDIT_STRENGTH, self.schedule, num_steps=len(self.ts),
-                          sampler="ddim")
+                          sampler="ddim", generator=torch.Generator().manual_seed(i))  # each edit its own seeded noise
 
     def p2p_ddim(self, i: int) -> Tensor:
         ctx, mask = self.encode([self.edits.source_text[i]])
@@ -209,7 +207,7 @@ class Editor:
         fam = self.edits.family[i]
         many = scenes("train", 0, 4 * sentences)
         one = many[(many.count == 1).nonzero().flatten()[:sentences]]
-        per_object = fam in ("colour", "shape", "size", "position")
+        per_object = fam in OBJECT_ATTRIBUTES
         value = lambda s: (getattr(s, fam)[i, 0] if per_object else getattr(s, fam)[i])  # noqa: E731
         src_v, tgt_v = int(value(self.edits.source)), int(value(self.edits.target))
         src = with_attribute(one, fam, torch.full((len(one),), src_v))
@@ -223,7 +221,7 @@ class Editor:
         ctx, mask = self.encode([self.edits.source_text[i]])
         plain = self.model.denoiser(self.schedule, ctx, self.null[0], 1.0, mask, self.null[1])
         noise = invert_regularised(plain, self.edits.source.images[i : i + 1], self.ts, self.schedule, generator=torch.Generator().manual_seed(i))
-        recorder = CrossAttentionRecorder(self.ts)
+        recorder = AttentionStore(mean_heads=False)
         guided = self.model.denoiser(self.schedule, ctx, self.null[0], self.scale, mask, self.null[1])
         with torch.no_grad(), attach_controller(self.model.unet, recorder):
             sample_ddim(guided, noise, self.ts, self.schedule)  # the reference pass records the caption's maps
@@ -251,71 +249,3 @@ METHODS: dict[str, Callable[[Editor, int], Tensor]] = {
     "Pix2Pix-Zero": Editor.pix2pix_zero,
     "Imagic": Editor.imagic,
 }
-#: the slow methods run on a range of the edits only (their tables say how many): Imagic optimises an embedding and
-#: fine-tunes a copy of the model per edit (minutes each on one core); null-text optimises 50 null embeddings per edit
-#: (41 s each on two cores). Imagic's range is edits 10-19 (two of each edit type, like any 10 consecutive edits),
-#: the chunk that finished first when the work was shared between two processes (benchmarks/edit_parts.py).
-#: Widen a range and rerun to extend: finished chunks are kept.
-SUBSET = {"P2P + null-text": range(0, 60), "Imagic": range(10, 20)}
-
-
-def edit_range(name: str, n: int, subset: Optional[dict] = None) -> range:
-    """The edits (indices into ``edit_set(n)``) that method ``name`` runs on."""
-    chosen = (subset or SUBSET).get(name, range(n))
-    return range(chosen.start, min(chosen.stop, n))
-
-
-#: edits per resumable part
-CHUNK = 10
-#: edits per method timed again, one method after the other, at the end of a run: a run that takes hours shares the
-#: machine at times, so its own chunk times (kept as ``seconds_per_edit_in_run``) are not a fair comparison
-TIMING_EDITS = 2
-
-
-def chunks(name: str, n: int, subset: Optional[dict] = None) -> list[tuple[str, int, int]]:
-    """The resumable parts of method ``name``: ``(part key, first edit, end)`` for each ``CHUNK`` of its edits."""
-    span = edit_range(name, n, subset)
-    return [(f"{name} {lo}-{min(lo + CHUNK, span.stop)}", lo, min(lo + CHUNK, span.stop)) for lo in range(span.start, span.stop, CHUNK)]
-
-
-def run_chunk(editor: "Editor", run: Callable[["Editor", int], Tensor], lo: int, hi: int) -> tuple[dict, dict[str, Tensor]]:
-    """One part: method ``run`` on edits ``lo .. hi - 1``, timed; what ``Parts.get`` keeps."""
-    t0 = time.perf_counter()
-    out = torch.cat([run(editor, i) for i in range(lo, hi)])
-    return {"seconds": time.perf_counter() - t0}, {"edited": out}
-
-
-def edit_benchmark(model, schedule: Schedule, judge: Judge, n: int = 100, steps: int = STEPS,
-                   methods: Optional[dict] = None, subset: Optional[dict] = None, parts=None,
-                   progress: Callable[[str], None] = print, timing_edits: int = TIMING_EDITS) -> tuple[dict, dict[str, Tensor]]:
-    """Every method on the first ``n`` edits of ``edit_set``; one table. ``parts``
-    (``experiments.Parts`` with exact images) keeps each chunk of ``CHUNK`` edits, so a stopped run resumes.
-    ``seconds_per_edit`` is timed at the end on ``timing_edits`` edits per method, back to back (0: keep the run's own)."""
-    from .experiments import Parts  # experiments imports this module lazily; the other way round at call time too
-
-    parts = parts if parts is not None else Parts(None, progress=lambda line: None)
-    start = time.perf_counter()
-    edits = edit_set(n)
-    editor = Editor(model, schedule, edits, steps)
-    real = scenes("test", 4000, 1000).images
-    rows, images = [], {"source": edits.source.images}  # every source; each method keeps its first 10 edits
-    for name, run in (methods or METHODS).items():
-        span = edit_range(name, n, subset)
-        pieces = [parts.get(key, lambda run=run, lo=lo, hi=hi: run_chunk(editor, run, lo, hi)) for key, lo, hi in chunks(name, n, subset)]
-        edited = torch.cat([p[1]["edited"] for p in pieces])
-        seconds = sum(p[0]["seconds"] for p in pieces)
-        rows.append({"method": name, "first_edit": span.start, **score(edited, edits, list(span), judge, real, seconds)})
-        rows[-1]["seconds_per_edit_in_run"] = rows[-1]["seconds_per_edit"]
-        images[name] = edited[:10].clamp(-1, 1)  # its first 10 edits: from edit first_edit on
-        progress(f"edits {rows[-1]}")
-    for row, run in zip(rows, (methods or METHODS).values()):
-        if timing_edits > 0:
-            t0 = time.perf_counter()
-            for i in range(row["first_edit"], row["first_edit"] + min(timing_edits, row["edits"])):
-                run(editor, i)
-            row["seconds_per_edit"] = (time.perf_counter() - t0) / min(timing_edits, row["edits"])
-            progress(f"timed {row['method']}: {row['seconds_per_edit']:.2f}s per edit (in the run: {row['seconds_per_edit_in_run']:.2f}s)")
-    numbers = {"n": n, "steps": steps, "scale": SCALE, "rows": rows, "timing_edits": timing_edits, "families": edits.family,
-               "source_text": edits.source_text, "target_text": edits.target_text,
-               "seconds": round(time.perf_counter() - start, 1)}
-    return numbers, images

@@ -29,9 +29,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..core.loss import Batch, diffusion_loss
 from ..core.schedule import Prediction, Schedule
 
-Batch = dict[str, Tensor]
 LossFn = Callable[[nn.Module, Batch, Schedule, torch.Generator], Tensor]
 STATE = "train_state.pt"
 
@@ -49,22 +49,6 @@ class TrainConfig:
     seed: int = 0
     prediction: Prediction = "eps"
     mixed_precision: bool = False  # bfloat16 autocast for the forward pass (about 1.6x faster on AVX-512 CPUs)
-
-
-def diffusion_loss(net: nn.Module, batch: Batch, schedule: Schedule, generator: torch.Generator, prediction: Prediction = "eps") -> Tensor:
-    """Mean squared error of the network's prediction (Ho et al. 2020, eq. 14).
-
-    ``batch["x0"]`` is the clean data; the other entries are passed to the
-    network as keyword inputs.
-    """
-    x0 = batch["x0"]
-    inputs = {k: v for k, v in batch.items() if k != "x0"}
-    # random draws happen on the generator's device (so a seed means the same thing there), then move to the data
-    t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=generator.device).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device, dtype=x0.dtype).to(x0.device)
-    x_t = schedule.q_sample(x0, t, noise)
-    target = schedule.target(x0, t, noise, prediction)
-    return (net(x_t, t, **inputs) - target).square().mean()
 
 
 @dataclass

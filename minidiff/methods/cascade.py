@@ -52,9 +52,9 @@ def augmented_condition(low: Tensor, size: int, level: Tensor | int, schedule: S
         raise ValueError(f"augmentation levels must lie in -1..{MAX_AUGMENT}, got range {int(s.min())}..{int(s.max())}")
     up = upsample(low, size)
     eps = torch.randn(up.shape, generator=generator, device=generator.device if generator is not None else up.device, dtype=up.dtype).to(up.device)
-    a = schedule.at(s.cpu(), like=up).reshape(B, 1, 1, 1)
-    z = a.sqrt() * up + (1 - a).sqrt() * eps
-    return torch.cat([z, a.sqrt().expand(B, 1, size, size)], 1)
+    z = schedule.q_sample(up, s.cpu(), eps)  # level -1 has alpha_bar = 1: the clean image
+    level = schedule.at(s.cpu(), like=up).reshape(B, 1, 1, 1).sqrt()
+    return torch.cat([z, level.expand(B, 1, size, size)], 1)
 
 
 def random_levels(batch: int, generator: torch.Generator, max_level: int = MAX_AUGMENT) -> Tensor:

@@ -30,6 +30,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ..core.denoisers import with_inputs
+from ..core.loss import diffusion_loss
 from ..core.schedule import Schedule
 from ..core.text_encoder import TextConditionedUNet
 
@@ -63,12 +65,9 @@ class Imagic:
 
 def _denoising_loss(model: TextConditionedUNet, x0: Tensor, context: Tensor, mask: Tensor, schedule: Schedule,
                     generator: torch.Generator, batch: int) -> Tensor:
-    x = x0.expand(batch, -1, -1, -1)
-    t = torch.randint(0, schedule.T, (batch,), generator=generator, device=generator.device).to(x0.device)
-    noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x0.device)
-    target = schedule.target(x, t, noise, model.prediction)
-    out = model.unet(schedule.q_sample(x, t, noise), t, context=context.expand(batch, -1, -1), context_mask=mask.expand(batch, -1))
-    return (out - target).square().mean()
+    """The training loss (``core.loss.diffusion_loss``) on ``batch`` noisings of the one image, captioned by ``context``."""
+    net = with_inputs(model.unet, context=context, context_mask=mask)
+    return diffusion_loss(net, {"x0": x0.expand(batch, -1, -1, -1)}, schedule, generator, model.prediction)
 
 
 def _optimise(params: list[Tensor], lr: float, steps: int, loss_fn) -> list[float]:

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..core.attention import current_step
+from ..core.denoisers import fit_batch, with_inputs, with_prediction
 from ..core.sampling import Denoiser, check_timesteps, ddim_step, invert_ddim
 from ..core.schedule import CLEAN, Schedule
 from ..core.text_encoder import TextConditionedUNet
@@ -60,8 +62,8 @@ class NullTextInversion:
 
 
 def _eps(model: TextConditionedUNet, schedule: Schedule, x: Tensor, t: Tensor, context: Tensor, mask: Optional[Tensor]) -> Tensor:
-    out = model.unet(x, t, context=context, context_mask=mask)
-    return schedule.eps_from(out, x, t, model.prediction)
+    """The model's eps for x_t with this (unguided) context: one network call."""
+    return with_prediction(with_inputs(model.unet, context=context, context_mask=mask), schedule, model.prediction)(x, t)
 
 
 def null_text_inversion(
@@ -86,10 +88,10 @@ def null_text_inversion(
         raise ValueError(f"inner_steps must be an integer >= 0 (0 = plain DDIM inversion), got {inner_steps!r}")
     ts = check_timesteps(timesteps, schedule).tolist()
     B = x0.shape[0]
-    context, context_mask = (_batch(v, B) for v in prompt)
-    null_context, null_mask = (_batch(v, B) for v in null)
+    context, context_mask = (None if v is None else fit_batch(v, B, name) for v, name in zip(prompt, ("prompt", "prompt mask")))
+    null_context, null_mask = (None if v is None else fit_batch(v, B, name) for v, name in zip(null, ("null", "null mask")))
     with torch.no_grad():
-        pivot = invert_ddim(_guided(model, schedule, context, context_mask, context, context_mask, 1.0), x0, ts, schedule)
+        pivot = invert_ddim(model.denoiser(schedule, context, context, 1.0, context_mask, context_mask), x0, ts, schedule)
     alpha_bars = schedule.at(torch.tensor(ts + [CLEAN]), like=x0)
     nulls, losses, iterations = [], [], []
     z = pivot[0]
@@ -132,18 +134,6 @@ def null_text_inversion(
     return NullTextInversion(pivot, torch.stack(nulls), torch.stack(losses), torch.stack(iterations))
 
 
-def _batch(value: Optional[Tensor], B: int) -> Optional[Tensor]:
-    if value is None or value.shape[0] == B:
-        return value
-    if value.shape[0] == 1:
-        return value.expand(B, *value.shape[1:])
-    raise ValueError(f"embeddings and masks need batch size 1 or {B}, got {value.shape[0]}")
-
-
-def _guided(model: TextConditionedUNet, schedule: Schedule, context, context_mask, null, null_mask, scale: float) -> Denoiser:
-    return model.denoiser(schedule, context, null, scale, context_mask, null_mask)
-
-
 def per_step_null_denoiser(
     model: TextConditionedUNet,
     schedule: Schedule,
@@ -153,17 +143,23 @@ def per_step_null_denoiser(
     scale: float,
     timesteps: Sequence[int] | Tensor,
 ) -> Denoiser:
-    """A guided denoiser that uses ``null_contexts[i]`` (n, B, L, D) at ``timesteps[i]``: sampling after null-text inversion."""
+    """A guided denoiser that uses ``null_contexts[i]`` (n, B, L, D) at ``timesteps[i]``: sampling after null-text inversion.
+
+    It reads the step index the sampler publishes (``core.attention.at_step``), so it runs inside a sampler. On the
+    CPU it also checks that the sampler's t is the inversion's; on a GPU it trusts the index, since reading t would
+    make every step wait for the device."""
     ts = check_timesteps(timesteps, schedule).tolist()
     if len(ts) != len(null_contexts):
         raise ValueError(f"{len(null_contexts)} null embeddings for {len(ts)} timesteps: use the timesteps of the inversion")
-    index = {t: i for i, t in enumerate(ts)}
     context, context_mask = prompt
 
     def denoiser(x: Tensor, t: Tensor) -> Tensor:
-        step = int(t[0])
-        if step not in index:
-            raise ValueError(f"timestep {step} is not one of the inversion's timesteps")
-        return model.denoiser(schedule, context, null_contexts[index[step]], scale, context_mask, null_mask)(x, t)
+        i = current_step()
+        if i is None or not 0 <= i < len(ts):
+            raise ValueError(f"per_step_null_denoiser runs inside a sampler over the inversion's {len(ts)} timesteps "
+                             f"(the sampler's step index is {i})")
+        if t.device.type == "cpu" and int(t[0]) != ts[i]:
+            raise ValueError(f"timestep {int(t[0])} is not the inversion's timestep {ts[i]} at step {i}: sample with the inversion's timesteps")
+        return model.denoiser(schedule, context, null_contexts[i], scale, context_mask, null_mask)(x, t)
 
     return denoiser

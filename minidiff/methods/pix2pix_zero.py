@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.attention import AttentionSite, attach_controller
+from ..core.attention import AttentionSite, AttentionStore, at_step, attach_controller
 from ..core.sampling import Denoiser, OnStep, StepState, invert_ddim
 from ..core.schedule import Schedule
 from ..core.text_encoder import TextConditionedUNet
@@ -95,37 +95,26 @@ def invert_regularised(model: Denoiser, x0: Tensor, timesteps: Sequence[int] | T
     return invert_ddim(regularised, x0, timesteps, schedule)[0]
 
 
-class CrossAttentionRecorder:
-    """A controller that keeps the conditional branch's cross-attention maps per (step, layer); changes nothing."""
-
-    def __init__(self, timesteps: Sequence[int] | Tensor) -> None:
-        self.index = {int(t): i for i, t in enumerate(timesteps)}
-        self.maps: dict[tuple[int, str], Tensor] = {}
-
-    def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
-        if site.kind == "cross":
-            self.maps[self.index[int(site.t)], site.name] = probs[probs.shape[0] // 2 :].detach()
-        return probs
-
-
 def cross_attention_guidance(
     model: TextConditionedUNet,
     schedule: Schedule,
     context: tuple[Tensor, Optional[Tensor]],
-    reference: CrossAttentionRecorder,
+    reference: AttentionStore,
     timesteps: Sequence[int] | Tensor,
     amount: float = GUIDANCE_AMOUNT,
 ) -> tuple[OnStep, "callable"]:
     """Returns ``(hook, guide)``: ``guide(x, step_index)`` takes one gradient step on x so that the edited prompt's
     cross-attention matches the reference at that step; ``hook`` applies it after every sampling step (for the
     next step's x_t). Call ``guide(x_T, 0)`` on the starting noise yourself."""
+    if reference.mean_heads or not reference.conditional:
+        raise ValueError("reference must keep every head of the conditional maps: record it with AttentionStore(mean_heads=False)")
     ts = [int(t) for t in timesteps]
     ctx, mask = context
     loss_box: list[Tensor] = []
 
     def compare(probs: Tensor, site: AttentionSite) -> Tensor:
         if site.kind == "cross":
-            ref = reference.maps[reference.index[int(site.t)], site.name]
+            ref = reference.at(site.step, site.name)
             loss_box.append((probs - ref).square().sum((2, 3)).mean())
         return probs
 
@@ -136,7 +125,7 @@ def cross_attention_guidance(
         with torch.enable_grad():
             x_in = x.detach().clone().requires_grad_(True)
             t = torch.full((x.shape[0],), ts[i], device=x.device)
-            with attach_controller(model.unet, compare, where=lambda m: m.kind == "cross"):
+            with attach_controller(model.unet, compare, where=lambda m: m.kind == "cross"), at_step(i):
                 model.unet(x_in, t, context=ctx.expand(x.shape[0], -1, -1), context_mask=None if mask is None else mask.expand(x.shape[0], -1))
             (grad,) = torch.autograd.grad(sum(loss_box), x_in)
         return (x - amount * grad).detach()

@@ -22,7 +22,9 @@ target keeps the source's layout while its words (through the attention
 The controllers see the attention probabilities of the classifier-free-guidance
 batch ``[unconditional; conditional]`` (:func:`minidiff.core.denoisers.with_text_cfg`),
 and edit only the conditional half, as the official code does. They learn the
-step from the site's timestep, never by counting calls.
+step from the site, where the sampler publishes it, never by counting calls.
+Recording the maps (``AttentionStore``) and chaining controllers are core's
+(:mod:`minidiff.core.attention`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.attention import AttentionSite
+from ..core.attention import AttentionSite, AttentionStore
 from ..core.sampling import OnStep, StepState
 
 #: LocalBlend's threshold on the normalised attention mask, and the step fraction where blending starts
@@ -43,62 +45,21 @@ BLEND_THRESHOLD = 0.3
 BLEND_START = 0.2
 
 
-class StepIndex:
-    """Maps a timestep to its index in the sampler's (descending) timesteps."""
-
-    def __init__(self, timesteps: Sequence[int] | Tensor) -> None:
-        self.timesteps = [int(t) for t in timesteps]
-        self._index = {t: i for i, t in enumerate(self.timesteps)}
-
-    def __call__(self, t: float) -> int:
-        if int(t) not in self._index:
-            raise ValueError(f"timestep {t} is not one of the sampler's timesteps; build the controller with the same timesteps")
-        return self._index[int(t)]
-
-    def __len__(self) -> int:
-        return len(self.timesteps)
+def sampler_step(site: AttentionSite, num_steps: int) -> int:
+    """The step index the sampler published for this call, checked against the controller's number of steps."""
+    if site.step is None:
+        raise ValueError(f"{site.name} was called outside a sampler, so it has no step: run the controller inside "
+                         "sample_ddim / sample_ddpm, or publish the step with minidiff.core.attention.at_step(i)")
+    if not 0 <= site.step < num_steps:
+        raise ValueError(f"the sampler is at step {site.step}, but the controller was built for {num_steps} timesteps; "
+                         "build it with the sampler's timesteps")
+    return site.step
 
 
 def _halves(probs: Tensor, branches: int) -> tuple[Tensor, Tensor]:
     if probs.shape[0] != 2 * branches:
         raise ValueError(f"expected a guidance batch [uncond; cond] of 2 x {branches} prompts, got batch {probs.shape[0]}")
     return probs[:branches], probs[branches:]
-
-
-class AttentionStore:
-    """Records the conditional branch's cross-attention maps, averaged over heads, per step.
-
-    After sampling, ``maps(steps)`` gives (branches, res, res, L): the mean over
-    the chosen steps and over the layers at one resolution ``res``. Changes nothing.
-
-    resolution: the side of the feature maps to keep (the official code averages Stable Diffusion's
-    16x16 layers); None keeps the finest resolution at which the model cross-attends.
-    """
-
-    def __init__(self, timesteps: Sequence[int] | Tensor, branches: int, resolution: Optional[int] = None) -> None:
-        self.step = StepIndex(timesteps)
-        self.branches = branches
-        self.resolution = resolution
-        self.store: dict[int, dict[int, list[Tensor]]] = {}  # step -> resolution -> maps of its layers
-
-    def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
-        if site.kind == "cross":
-            _, cond = _halves(probs, self.branches)
-            by_res = self.store.setdefault(self.step(site.t), {})
-            by_res.setdefault(site.resolution, []).append(cond.mean(1).detach())  # (branches, N, L)
-        return probs
-
-    def maps(self, steps: Optional[Sequence[int]] = None) -> Tensor:
-        """(branches, res, res, L) cross-attention averaged over ``steps`` (indices; all by default) and layers."""
-        chosen = sorted(self.store) if steps is None else list(steps)
-        if not chosen:
-            raise ValueError("no cross-attention was recorded: attach the store and sample first")
-        seen = sorted({r for i in chosen for r in self.store[i]})
-        res = max(seen) if self.resolution is None else self.resolution
-        if res not in seen:
-            raise ValueError(f"no cross-attention at {res}x{res} was recorded; this model cross-attends at {seen}")
-        per_step = [torch.stack(self.store[i][res]).mean(0) for i in chosen]  # each (branches, N, L)
-        return torch.stack(per_step).mean(0).reshape(self.branches, res, res, -1)
 
 
 def token_alignment(source_ids: Tensor, target_ids: Tensor) -> tuple[Tensor, Tensor]:
@@ -149,8 +110,7 @@ class PromptToPrompt:
             self.mapper, self.keep = token_alignment(source_ids, target_ids)
         else:
             raise ValueError(f"mode must be 'replace' or 'refine', got {mode!r}")
-        self.step = StepIndex(timesteps)
-        n = len(self.step)
+        n = self.num_steps = len(timesteps)
         self.cross_steps = int(cross_replace * n)
         self.self_steps = int(self_replace * n)
         self.weights = torch.ones(len(target_ids))
@@ -164,7 +124,7 @@ class PromptToPrompt:
     def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
         uncond, cond = _halves(probs, 2)
         source, target = cond[:1], cond[1:]
-        i = self.step(site.t)
+        i = sampler_step(site, self.num_steps)
         if site.kind == "cross":
             if i < self.cross_steps:  # as in the official code, reweighting acts inside the replace window
                 keep = self.keep.to(probs)
@@ -181,10 +141,10 @@ def local_blend(store: AttentionStore, words: Sequence[Sequence[int]], timesteps
     ``words``: for each branch, the token positions of the edited words (e.g. "red" in the source and
     "blue" in the target). Their cross-attention so far, max-pooled, upsampled and normalised, above
     ``threshold`` marks where the edit may act; elsewhere the target is reset to the source.
-    Attach ``store`` as a controller together with the editing controller (``chain_controllers``).
+    Attach ``store`` (an ``AttentionStore``) as a controller together with the editing controller
+    (``chain_controllers``), before it, so that it keeps each branch's own maps.
     """
-    steps = StepIndex(timesteps)
-    first = int(start * len(steps))
+    first = int(start * len(timesteps))
 
     def hook(state: StepState) -> Optional[Tensor]:
         if state.index < first:
@@ -202,14 +162,3 @@ def local_blend(store: AttentionStore, words: Sequence[Sequence[int]], timesteps
         return torch.cat([x[:1], x[:1] + mask * (x[1:] - x[:1])])
 
     return hook
-
-
-def chain_controllers(*controllers) -> "callable":
-    """One controller that runs several in order (e.g. an AttentionStore and a PromptToPrompt)."""
-
-    def run(probs: Tensor, site: AttentionSite) -> Tensor:
-        for c in controllers:
-            probs = c(probs, site)
-        return probs
-
-    return run

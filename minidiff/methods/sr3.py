@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.denoisers import with_inputs, with_noise_level, with_prediction
 from ..core.sampling import Denoiser
 from ..core.schedule import Schedule
 
@@ -78,11 +79,6 @@ def sr3_loss(net: nn.Module, batch: dict[str, Tensor], schedule: Schedule, gener
 
 
 def sr3_denoiser(net: nn.Module, cond: Tensor, schedule: Schedule, prediction: str = "eps") -> Denoiser:
-    """The denoiser ``(x_t, t) -> eps`` of a noise-level-conditioned SR net for fixed conditioning channels (B or 1, C, S, S)."""
-
-    def model(x: Tensor, t: Tensor) -> Tensor:
-        level = schedule.at(t, like=x).sqrt().reshape(-1).expand(x.shape[0])
-        c = cond if cond.shape[0] == x.shape[0] else cond.expand(x.shape[0], *cond.shape[1:])
-        return schedule.eps_from(net(x, level, cond=c), x, t, prediction)
-
-    return model
+    """The denoiser ``(x_t, t) -> eps`` of a noise-level-conditioned SR net for fixed conditioning channels (B or 1, C, S, S):
+    core's wrappers, bound in order (the conditioning, the noise level for t, eps from the net's prediction)."""
+    return with_prediction(with_noise_level(with_inputs(net, cond=cond), schedule), schedule, prediction)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.text_encoder import TextEncoder, TextEncoderConfig
+from .captions import Tokenizer, caption
+from .scenes import COLOURS, Scenes, with_attribute
 
 
 class ImageEncoder(nn.Module):
@@ -67,3 +69,14 @@ class SmallCLIP(nn.Module):
         same = (keys[:, None] == keys[None, :]).float()
         target = same / same.sum(1, keepdim=True)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+@torch.no_grad()
+def clip_prefers(clip: SmallCLIP, images: Tensor, shown: Scenes, colour: str) -> Tensor:
+    """(B,) bool: CLIP finds each image closer to its caption with the object in ``colour`` than with its own colour."""
+    tok = Tokenizer()
+    own = tok([caption(shown, i) for i in range(len(shown))])
+    recoloured = with_attribute(shown, "colour", torch.full((len(shown),), COLOURS.index(colour)))
+    other = tok([caption(recoloured, i) for i in range(len(shown))])
+    f = clip.encode_image(images)
+    return F.cosine_similarity(f, clip.encode_text(*other), dim=-1) > F.cosine_similarity(f, clip.encode_text(*own), dim=-1)

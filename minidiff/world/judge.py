@@ -181,3 +181,33 @@ def world_fd(judge: Judge, images_a: Tensor, images_b: Tensor, batch: int = 500)
     fa = torch.cat([judge.features(c) for c in images_a.split(batch)])
     fb = torch.cat([judge.features(c) for c in images_b.split(batch)])
     return frechet_distance(fa, fb)  # biased upwards for small sets: compare sets of the same size
+
+
+# -- scores built on the judge -------------------------------------------------------------------
+
+
+@torch.no_grad()
+def judge_confidence(judge: Judge, images: Tensor) -> Tensor:
+    """Mean over the scene-level heads of the judge's top softmax probability, per image (B,): a realism proxy."""
+    logits = judge(images)
+    return torch.stack([logits[h].softmax(1).max(1).values for h in FAMILIES]).mean(0)
+
+
+def classification_accuracy_score(images: Tensor, labels: dict[str, Tensor], test: Scenes, steps: int = 300,
+                                  seed: int = 0) -> dict[str, float]:
+    """CAS (Ravuri & Vinyals 2019): train a fresh classifier (a new, untrained ``Judge``) on generated images with
+    the prompts' labels, and report its accuracy on real held-out scenes ``test``, per attribute family."""
+    torch.manual_seed(seed)
+    net = Judge()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    with torch.enable_grad():
+        for _ in range(steps):
+            idx = torch.randint(len(images), (128,), generator=g)
+            logits = net(images[idx])
+            loss = sum(F.cross_entropy(logits[h], labels[h][idx], ignore_index=-1) for h in HEADS)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    return agreement(net.predict(test.images), targets(test))

@@ -40,6 +40,8 @@ SIZES = ("small", "large")
 POSITIONS = ("left", "centre", "right")
 TONES = ("light", "dark")
 PATTERNS = ("plain", "striped")
+#: the attributes each object has (the others, tone and pattern, are the background's)
+OBJECT_ATTRIBUTES = ("shape", "colour", "size", "position")
 
 #: RGB in [0, 1] of each colour name, before a small per-scene jitter
 RGB = {
@@ -127,7 +129,7 @@ def _draw_attributes(n: int, g: torch.Generator) -> dict[str, Tensor]:
     same = (attrs["colour"][:, 0] == attrs["colour"][:, 1]) & (count == 2)
     attrs["colour"][same, 1] = (attrs["colour"][same, 1] + 1 + pick(3)[same]) % 4
     single = count == 1
-    for key in ("shape", "colour", "size", "position"):
+    for key in OBJECT_ATTRIBUTES:
         attrs[key][single, 1] = -1
     return attrs
 
@@ -142,8 +144,8 @@ def _half_width(shape: Tensor, r: Tensor, turn: Tensor) -> Tensor:
     return torch.where(shape == 0, r, torch.where(shape == 1, square, triangle))
 
 
-def _coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor,
-              turn: Tensor | None = None) -> Tensor:
+def coverage(shape: Tensor, cx: Tensor, cy: Tensor, r: Tensor, xs: Tensor, ys: Tensor,
+             turn: Tensor | None = None) -> Tensor:
     """Boolean inside-mask of each object on the supersampled grid: (B,) params -> (B, H, W).
 
     ``turn`` (B,) rotates each object by that many radians about its centre."""
@@ -243,7 +245,7 @@ def _render(attrs: dict[str, Tensor], g: torch.Generator, size: int,
         jitter = 0.04 * (2 * torch.rand(n, 3, generator=g) - 1)
         rgb = (colour_table[attrs["colour"][:, k].clamp(min=0)] + jitter).clamp(0, 1)
         turn = None if detail is None else detail["object_turn"][:, k]
-        inside = _coverage(attrs["shape"][:, k].clamp(min=0), cx, cy, r, xs, ys, turn) & present[:, None, None]
+        inside = coverage(attrs["shape"][:, k].clamp(min=0), cx, cy, r, xs, ys, turn) & present[:, None, None]
         canvas = torch.where(inside[:, None], rgb[:, :, None, None], canvas)
         fine_masks[:, :k] &= ~inside[:, None]  # a mask is what shows: the right object hides what it covers
         fine_masks[:, k] = inside
@@ -308,7 +310,7 @@ def with_attribute(s: Scenes, family: str, values: Tensor, obj: int = 0) -> Scen
     ``values``: (B,) new indices. Images and masks are left as they are (they
     show the source); captions and judge targets of the result describe the edit.
     """
-    per_object = ("shape", "colour", "size", "position")
+    per_object = OBJECT_ATTRIBUTES
     if family not in per_object + ("tone", "pattern"):
         raise ValueError(f"family must be one of {per_object + ('tone', 'pattern')}, got {family!r}")
     values = torch.as_tensor(values, dtype=torch.long)
