@@ -264,6 +264,18 @@ def test_p2p_replace_refuses_prompts_of_different_lengths_and_explains_refine():
         PromptToPrompt(ts, torch.tensor([1, 2]), torch.tensor([1, 2]), cross_replace=1.5)
 
 
+def test_p2p_refuses_a_sampler_over_other_timesteps():
+    from minidiff import attach_controller
+    from minidiff.methods.prompt_to_prompt import PromptToPrompt
+
+    model, denoiser, ids = p2p_setup([1, 5, 6, 2, 0, 0], [1, 5, 7, 2, 0, 0])
+    with pytest.raises(ValueError, match="build the controller with the sampler's timesteps"):
+        sample_pair(model, denoiser, PromptToPrompt(S.timesteps(6, spacing="trailing"), ids[0], ids[1]), S.timesteps(6))
+    with pytest.raises(ValueError, match="outside a sampler"):
+        with torch.no_grad(), attach_controller(model.unet, PromptToPrompt(S.timesteps(6), ids[0], ids[1])):
+            denoiser(torch.zeros(2, 3, 8, 8), torch.full((2,), 10))
+
+
 def test_reweight_by_one_changes_nothing_and_by_zero_changes_the_image():
     from minidiff.methods.prompt_to_prompt import PromptToPrompt
 

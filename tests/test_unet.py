@@ -160,8 +160,8 @@ def test_samplers_publish_their_step_to_the_attention_layers():
     steps = []
     ts = schedule.timesteps(4)
     model = with_inputs(net, context=ctx)
-    with torch.no_grad(), attach_controller(net, lambda p, s: steps.append(s.step) or p, where=lambda m: m.name == "mid.attn.cross"):
+    with torch.no_grad(), attach_controller(net, lambda p, s: steps.append((s.step, s.timestep)) or p, where=lambda m: m.name == "mid.attn.cross"):
         sample_ddim(model, x, ts, schedule)
-        assert steps == [0, 1, 2, 3]  # the index into the timesteps of each call
+        assert steps == [(i, int(ts[i])) for i in range(4)]  # the index into the timesteps of each call, and its t
         invert_ddim(model, x.clamp(-1, 1), ts, schedule)
-        assert steps[4:] == [3, 2, 1, 0]  # inversion calls the net at timesteps[3], then [2], ...
+        assert steps[4:] == [(i, int(ts[i])) for i in (3, 2, 1, 0)]  # inversion calls the net at timesteps[3], then [2], ...

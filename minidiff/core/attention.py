@@ -13,8 +13,8 @@ it is computing (``at_step``) around each network call, so a controller knows
 where in sampling it is without counting calls and without reading a tensor
 (which, on a GPU, would wait for the device at every layer).
 
-``AttentionStore`` is the one recorder (by step and layer) that Prompt-to-Prompt,
-LocalBlend, Pix2Pix-Zero and the attention probes read; ``chain_controllers``
+``AttentionStore`` is the one recorder (by step and layer) that LocalBlend,
+Pix2Pix-Zero's guidance and the attention probes read; ``chain_controllers``
 runs several controllers as one.
 
 Without a controller, the module uses PyTorch's fused attention; with an
@@ -33,15 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_STEP: ContextVar[Optional[int]] = ContextVar("minidiff_step", default=None)
+_STEP: ContextVar[tuple[Optional[int], Optional[int]]] = ContextVar("minidiff_step", default=(None, None))
 
 
 @contextlib.contextmanager
-def at_step(index: int) -> Iterator[None]:
-    """Publish ``index``, the position in the sampler's timesteps of the step being computed, to the attention
-    layers for the ``with`` block. The samplers do this around every network call; do it yourself when you call
-    the network outside a sampler for a known step (as Pix2Pix-Zero's guidance does)."""
-    token = _STEP.set(int(index))
+def at_step(index: int, timestep: Optional[int] = None) -> Iterator[None]:
+    """Publish the step being computed to the attention layers for the ``with`` block: ``index``, its position in
+    the sampler's timesteps, and ``timestep``, the integer t the network is called at (plain Python numbers, so
+    reading them never waits for a device). The samplers do this around every network call; do it yourself when you
+    call the network outside a sampler for a known step (as Pix2Pix-Zero's guidance does)."""
+    token = _STEP.set((int(index), None if timestep is None else int(timestep)))
     try:
         yield
     finally:
@@ -50,7 +51,12 @@ def at_step(index: int) -> Iterator[None]:
 
 def current_step() -> Optional[int]:
     """The step index published by ``at_step`` (None outside a sampler)."""
-    return _STEP.get()
+    return _STEP.get()[0]
+
+
+def current_timestep() -> Optional[int]:
+    """The timestep published by ``at_step`` (None outside a sampler, or when it was not given)."""
+    return _STEP.get()[1]
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class AttentionSite:
     resolution: int  # side of the feature map, e.g. 8 for an 8x8 map
     heads: int
     step: Optional[int] = None  # the index in the sampler's timesteps (``at_step``); None outside a sampler
+    timestep: Optional[int] = None  # the t of that step, as the sampler published it
 
 
 #: a controller maps probs (B, heads, N_query, N_key) and the site to new probs of the same shape
@@ -89,7 +96,7 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(dim, dim)
         self.controller: Optional[Controller] = None
 
-    def forward(self, x: Tensor, t: Tensor, context: Optional[Tensor] = None, key_mask: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, key_mask: Optional[Tensor] = None) -> Tensor:
         B, N, D = x.shape
         h = self.heads
         source = x if self.kind == "self" else context
@@ -107,7 +114,7 @@ class Attention(nn.Module):
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             probs = scores.softmax(-1)
-            site = AttentionSite(self.name, self.kind, self.resolution, h, current_step())
+            site = AttentionSite(self.name, self.kind, self.resolution, h, *_STEP.get())
             new = self.controller(probs, site)
             if new is None or new.shape != probs.shape:
                 got = None if new is None else tuple(new.shape)
@@ -195,8 +202,7 @@ class AttentionStore:
         if unknown:
             raise ValueError(f"kinds must be 'self' and/or 'cross', got {sorted(unknown)}")
         self.conditional, self.mean_heads, self.resolution = conditional, mean_heads, resolution
-        self.entries: dict[tuple[Optional[int], str], Tensor] = {}  # in the order the layers ran
-        self.sites: dict[str, AttentionSite] = {}
+        self.entries: dict[tuple[Optional[int], str], tuple[AttentionSite, Tensor]] = {}  # in the order the layers ran
 
     def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
         if site.kind in self.kinds:
@@ -204,8 +210,7 @@ class AttentionStore:
                 raise ValueError(f"{site.name}: a guided batch [unconditional; conditional] has an even size, got {probs.shape[0]}; "
                                  "use AttentionStore(conditional=False) for unguided calls")
             kept = probs[probs.shape[0] // 2 :] if self.conditional else probs
-            self.entries[site.step, site.name] = (kept.mean(1) if self.mean_heads else kept).detach()
-            self.sites[site.name] = site
+            self.entries[site.step, site.name] = site, (kept.mean(1) if self.mean_heads else kept).detach()
         return probs
 
     @property
@@ -213,16 +218,21 @@ class AttentionStore:
         """The steps recorded, in order (None for calls outside a sampler)."""
         return sorted({s for s, _ in self.entries}, key=lambda s: -1 if s is None else s)
 
-    def at(self, step: Optional[int], name: str) -> Tensor:
-        """What layer ``name`` saw at ``step``."""
+    def at(self, step: Optional[int], name: str, timestep: Optional[int] = None) -> Tensor:
+        """What layer ``name`` saw at ``step``; with ``timestep``, also check that step was at that t (a store read
+        by a sampler over other timesteps would otherwise hand over the maps of another step)."""
         if (step, name) not in self.entries:
             raise KeyError(f"no attention of {name!r} at step {step} was recorded")
-        return self.entries[step, name]
+        site, maps = self.entries[step, name]
+        if None not in (timestep, site.timestep) and timestep != site.timestep:
+            raise ValueError(f"step {step} of the store was recorded at t = {site.timestep}, but is read at t = {timestep}: "
+                             "record and read with the same timesteps")
+        return maps
 
     def layers(self, step: Optional[int], resolution: Optional[int] = None) -> list[tuple[AttentionSite, Tensor]]:
         """``(site, maps)`` of every layer recorded at ``step`` (at one ``resolution``, if given), in the order they ran."""
-        return [(self.sites[n], m) for (s, n), m in self.entries.items() if s == step
-                and (resolution is None or self.sites[n].resolution == resolution)]
+        return [(site, m) for (s, _), (site, m) in self.entries.items() if s == step
+                and (resolution is None or site.resolution == resolution)]
 
     def maps(self, steps: Optional[Sequence[Optional[int]]] = None) -> Tensor:
         """(B, res, res, L): the head-averaged maps, averaged over ``steps`` (all by default) and over the layers at
@@ -232,11 +242,14 @@ class AttentionStore:
         chosen = self.steps if steps is None else list(steps)
         if not chosen:
             raise ValueError("no attention was recorded: attach the store and sample first")
-        seen = sorted({self.sites[n].resolution for s, n in self.entries if s in chosen})
+        seen = sorted({site.resolution for (s, _), (site, _) in self.entries.items() if s in chosen})
         if not seen:
             raise ValueError(f"no attention was recorded at steps {chosen}")
         res = max(seen) if self.resolution is None else self.resolution
         if res not in seen:
             raise ValueError(f"no attention at {res}x{res} was recorded; this model attends at {seen}")
+        missing = [s for s in chosen if not self.layers(s, res)]
+        if missing:
+            raise ValueError(f"no attention at {res}x{res} was recorded at steps {missing}")
         per_step = [torch.stack([m for _, m in self.layers(s, res)]).mean(0) for s in chosen]  # each (B, N, L)
         return torch.stack(per_step).mean(0).reshape(per_step[0].shape[0], res, res, -1)

@@ -10,8 +10,8 @@ Every sampler is a plain function with the same first arguments
   (:meth:`Schedule.timesteps`); the sampler steps from each one to the next,
   and from the last one to the clean image (``t = -1``, alpha_bar = 1).
 * around every network call the sampler publishes the step's index in
-  ``timesteps`` (:func:`minidiff.core.attention.at_step`), which attention
-  controllers read from their site.
+  ``timesteps`` and its t (:func:`minidiff.core.attention.at_step`), which
+  attention controllers read from their site.
 * ``on_step(state)`` is called after every step with a frozen
   :class:`StepState`; if it returns a tensor, that tensor replaces the
   sample the step produced. SDEdit's masks, ILVR, Direct Inversion's offsets
@@ -150,8 +150,8 @@ def _walk(
     t_all = torch.tensor([s for step in steps for s in step[1:]])
     alpha_bars = schedule.at(t_all, like=x).reshape(len(steps), 2)  # cast once, on x's device
     t_model = torch.tensor([s[0] for s in steps], device=x.device)
-    for i, (_, t_from, t_to) in enumerate(tqdm(steps, disable=not progress, leave=False)):
-        with at_step(i if published is None else published[i]):
+    for i, (t_net, t_from, t_to) in enumerate(tqdm(steps, disable=not progress, leave=False)):
+        with at_step(i if published is None else published[i], t_net):
             eps = model(x, t_model[i].expand(x.shape[0]))
         if eps.shape != x.shape:
             raise ValueError(f"the denoiser returned shape {tuple(eps.shape)} for an input of shape {tuple(x.shape)}")

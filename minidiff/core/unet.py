@@ -99,13 +99,13 @@ class AttentionBlock(nn.Module):
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: Tensor, t: Tensor, context: Optional[Tensor], key_mask: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, context: Optional[Tensor], key_mask: Optional[Tensor]) -> Tensor:
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x)).flatten(2).transpose(1, 2)  # (B, HW, C)
         if self.self_attn is not None:
-            h = h + self.self_attn(self.norm_self(h), t)
+            h = h + self.self_attn(self.norm_self(h))
         if self.cross_attn is not None:
-            h = h + self.cross_attn(self.norm_cross(h), t, context, key_mask)
+            h = h + self.cross_attn(self.norm_cross(h), context, key_mask)
         h = h + self.mlp(self.norm_mlp(h))
         return x + self.proj_out(h.transpose(1, 2).reshape(B, C, H, W))
 
@@ -277,10 +277,10 @@ class UNet(nn.Module):
             else:
                 h = block["res"](h, emb)
                 if "attn" in block:
-                    h = block["attn"](h, t, context, context_mask)
+                    h = block["attn"](h, context, context_mask)
             hs.append(h)
 
-        h = self.mid_res2(self.mid_attn(self.mid_res1(h, emb), t, context, context_mask), emb)
+        h = self.mid_res2(self.mid_attn(self.mid_res1(h, emb), context, context_mask), emb)
 
         for block in self.up:
             if "upsample" in block:
@@ -288,5 +288,5 @@ class UNet(nn.Module):
             else:
                 h = block["res"](torch.cat([h, hs.pop()], dim=1), emb)
                 if "attn" in block:
-                    h = block["attn"](h, t, context, context_mask)
+                    h = block["attn"](h, context, context_mask)
         return self.conv_out(F.silu(self.norm_out(h)))

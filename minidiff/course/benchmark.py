@@ -128,7 +128,8 @@ def score(edited: Tensor, edits: Edits, rows: list[int], judge: Judge, real: Opt
 
 
 class Editor:
-    """Runs each method on a list of edits with the base model; every method returns (edited, seconds)."""
+    """Runs each method on a list of edits with the base model; every method takes an edit's index and returns the
+    edited image (1, 3, 32, 32) (``sweeps.edits.run_chunk`` times them)."""
 
     def __init__(self, model, schedule: Schedule, edits: Edits, steps: int = STEPS, scale: float = SCALE) -> None:
         self.model, self.schedule, self.edits, self.scale = model, schedule, edits, scale

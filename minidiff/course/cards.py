@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 from .results import commit
 from .train import TrainConfig, TrainResult
 
+
 def training_facts(config: TrainConfig, result: TrainResult, command: str, *more: str) -> list[str]:
     """The card's bullet points on how a model was trained: the recipe's settings, the command, time and hardware,
     the commit and the seed; ``more`` adds lines after the training line."""

@@ -67,46 +67,6 @@ WORD_KINDS = ("colour words", "shape words", "other words")
 
 
 @torch.no_grad()
-def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, steps: int = 25,
-                     detail: Detail = "none") -> tuple[str, dict[str, float]]:
-    """Does the model's text go through its attention maps? Chapter 7's two measures, on ``n`` held-out one-object scenes:
-    the lift of each kind of word (``attention_lift``) at ``ATTENTION_LIFT_STEPS``, and the judge's agreement with
-    ``n`` held-out captions sampled normally and with cross-attention made uniform (an ablation that must hurt if the
-    words act through the maps). Returns a Markdown section and its numbers."""
-    pool = scenes("test", 500, 4 * n, detail=detail)
-    held = pool[(pool.count == 1).nonzero().flatten()[:n]]
-    rows, numbers = [], {}
-    for t in ATTENTION_LIFT_STEPS:
-        mean, best = attention_lift(model, schedule, held, t, seed=t)
-        rows.append(f"| {t} | " + " | ".join(f"{mean[k]:.2f}" for k in WORD_KINDS) + " | " + " / ".join(f"{best[k]:.2f}" for k in WORD_KINDS) + " |")
-        numbers.update({f"lift_{k.split()[0]}_t{t}": mean[k] for k in WORD_KINDS})
-    probe = scenes("test", 900, n)
-    prompts = [caption(probe, i) for i in range(n)]
-    normal = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
-    with attach_controller(model.unet, uniform_attention({"cross"})):
-        flat = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
-    numbers.update({f"attention_probe_{f}": normal[f] for f in FAMILIES} | {f"uniform_cross_{f}": flat[f] for f in FAMILIES})
-    report = f"""
-## Does the text go through the attention maps? (`minidiff.course.probes.attention_report`)
-
-Lift of each kind of word's cross-attention on the object ({n} held-out one-object scenes noised to t; 1 = no
-preference; maps averaged over heads and the finest layers, as Prompt-to-Prompt uses them; then the single most
-object-focused head and layer):
-
-| t | colour words | shape words | other words | most object-focused head (colour / shape / other) |
-|---|---|---|---|---|
-""" + "\n".join(rows) + f"""
-
-Judge agreement with {n} held-out captions (guidance 3.0, DDIM {steps} steps), normally and with cross-attention made uniform:
-
-| | """ + " | ".join(FAMILIES) + """ |
-|---|---|---|---|---|---|---|---|
-| normal | """ + " | ".join(f"{100 * normal[f]:.0f}%" for f in FAMILIES) + """ |
-| cross-attention uniform | """ + " | ".join(f"{100 * flat[f]:.0f}%" for f in FAMILIES) + " |\n"
-    return report, numbers
-
-
-@torch.no_grad()
 def attention_lift(model, schedule, held: Scenes, t: int, seed: int = 0) -> tuple[dict[str, float], dict[str, float]]:
     """Do the cross-attention maps follow the words? Noise one-object scenes ``held`` to level ``t``, run the network
     once on their own captions, and measure for each word how much of its attention lands on the object, relative to
@@ -147,3 +107,43 @@ def word_lifts(probs: torch.Tensor, share: torch.Tensor, kinds: list[list[str]])
             column = probs[i, :, k]
             out[kind].append(float((column * share[i]).sum() / column.sum() / share[i].mean()))
     return {k: sum(v) / len(v) for k, v in out.items() if v}
+
+
+@torch.no_grad()
+def attention_report(model, schedule, judge: Judge, n: int = ATTENTION_PROBE, steps: int = 25,
+                     detail: Detail = "none") -> tuple[str, dict[str, float]]:
+    """Does the model's text go through its attention maps? Chapter 7's two measures, on ``n`` held-out one-object scenes:
+    the lift of each kind of word (``attention_lift``) at ``ATTENTION_LIFT_STEPS``, and the judge's agreement with
+    ``n`` held-out captions sampled normally and with cross-attention made uniform (an ablation that must hurt if the
+    words act through the maps). Returns a Markdown section and its numbers."""
+    pool = scenes("test", 500, 4 * n, detail=detail)
+    held = pool[(pool.count == 1).nonzero().flatten()[:n]]
+    rows, numbers = [], {}
+    for t in ATTENTION_LIFT_STEPS:
+        mean, best = attention_lift(model, schedule, held, t, seed=t)
+        rows.append(f"| {t} | " + " | ".join(f"{mean[k]:.2f}" for k in WORD_KINDS) + " | " + " / ".join(f"{best[k]:.2f}" for k in WORD_KINDS) + " |")
+        numbers.update({f"lift_{k.split()[0]}_t{t}": mean[k] for k in WORD_KINDS})
+    probe = scenes("test", 900, n)
+    prompts = [caption(probe, i) for i in range(n)]
+    normal = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
+    with attach_controller(model.unet, uniform_attention({"cross"})):
+        flat = agreement(judge.predict(sample_prompts(model, schedule, prompts, 3.0, steps=steps)), targets(probe))
+    numbers.update({f"attention_probe_{f}": normal[f] for f in FAMILIES} | {f"uniform_cross_{f}": flat[f] for f in FAMILIES})
+    report = f"""
+## Does the text go through the attention maps? (`minidiff.course.probes.attention_report`)
+
+Lift of each kind of word's cross-attention on the object ({n} held-out one-object scenes noised to t; 1 = no
+preference; maps averaged over heads and the finest layers, as Prompt-to-Prompt uses them; then the single most
+object-focused head and layer):
+
+| t | colour words | shape words | other words | most object-focused head (colour / shape / other) |
+|---|---|---|---|---|
+""" + "\n".join(rows) + f"""
+
+Judge agreement with {n} held-out captions (guidance 3.0, DDIM {steps} steps), normally and with cross-attention made uniform:
+
+| | """ + " | ".join(FAMILIES) + """ |
+|---|---|---|---|---|---|---|---|
+| normal | """ + " | ".join(f"{100 * normal[f]:.0f}%" for f in FAMILIES) + """ |
+| cross-attention uniform | """ + " | ".join(f"{100 * flat[f]:.0f}%" for f in FAMILIES) + " |\n"
+    return report, numbers

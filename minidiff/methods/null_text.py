@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..core.attention import current_step
+from ..core.attention import current_step, current_timestep
 from ..core.denoisers import fit_batch, with_inputs, with_prediction
 from ..core.sampling import Denoiser, check_timesteps, ddim_step, invert_ddim
 from ..core.schedule import CLEAN, Schedule
@@ -145,21 +145,18 @@ def per_step_null_denoiser(
 ) -> Denoiser:
     """A guided denoiser that uses ``null_contexts[i]`` (n, B, L, D) at ``timesteps[i]``: sampling after null-text inversion.
 
-    It reads the step index the sampler publishes (``core.attention.at_step``), so it runs inside a sampler. On the
-    CPU it also checks that the sampler's t is the inversion's; on a GPU it trusts the index, since reading t would
-    make every step wait for the device."""
+    It reads the step index and t that the sampler publishes (``core.attention.at_step``), so it runs inside a
+    sampler over the inversion's timesteps, and refuses any other step (without reading t from a tensor)."""
     ts = check_timesteps(timesteps, schedule).tolist()
     if len(ts) != len(null_contexts):
         raise ValueError(f"{len(null_contexts)} null embeddings for {len(ts)} timesteps: use the timesteps of the inversion")
     context, context_mask = prompt
 
     def denoiser(x: Tensor, t: Tensor) -> Tensor:
-        i = current_step()
-        if i is None or not 0 <= i < len(ts):
-            raise ValueError(f"per_step_null_denoiser runs inside a sampler over the inversion's {len(ts)} timesteps "
-                             f"(the sampler's step index is {i})")
-        if t.device.type == "cpu" and int(t[0]) != ts[i]:
-            raise ValueError(f"timestep {int(t[0])} is not the inversion's timestep {ts[i]} at step {i}: sample with the inversion's timesteps")
+        i, step_t = current_step(), current_timestep()
+        if i is None or not 0 <= i < len(ts) or (step_t is not None and step_t != ts[i]):
+            raise ValueError(f"per_step_null_denoiser runs inside a sampler over the inversion's {len(ts)} timesteps; the "
+                             f"sampler is at step {i} (t = {step_t})")
         return model.denoiser(schedule, context, null_contexts[i], scale, context_mask, null_mask)(x, t)
 
     return denoiser

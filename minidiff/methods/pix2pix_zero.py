@@ -114,7 +114,7 @@ def cross_attention_guidance(
 
     def compare(probs: Tensor, site: AttentionSite) -> Tensor:
         if site.kind == "cross":
-            ref = reference.at(site.step, site.name)
+            ref = reference.at(site.step, site.name, site.timestep)
             loss_box.append((probs - ref).square().sum((2, 3)).mean())
         return probs
 
@@ -125,7 +125,7 @@ def cross_attention_guidance(
         with torch.enable_grad():
             x_in = x.detach().clone().requires_grad_(True)
             t = torch.full((x.shape[0],), ts[i], device=x.device)
-            with attach_controller(model.unet, compare, where=lambda m: m.kind == "cross"), at_step(i):
+            with attach_controller(model.unet, compare, where=lambda m: m.kind == "cross"), at_step(i, ts[i]):
                 model.unet(x_in, t, context=ctx.expand(x.shape[0], -1, -1), context_mask=None if mask is None else mask.expand(x.shape[0], -1))
             (grad,) = torch.autograd.grad(sum(loss_box), x_in)
         return (x - amount * grad).detach()

@@ -45,14 +45,15 @@ BLEND_THRESHOLD = 0.3
 BLEND_START = 0.2
 
 
-def sampler_step(site: AttentionSite, num_steps: int) -> int:
-    """The step index the sampler published for this call, checked against the controller's number of steps."""
+def sampler_step(site: AttentionSite, timesteps: Sequence[int]) -> int:
+    """The step index the sampler published for this call, checked against the controller's timesteps (by the t the
+    sampler published beside it, a plain number: no device sync)."""
     if site.step is None:
         raise ValueError(f"{site.name} was called outside a sampler, so it has no step: run the controller inside "
-                         "sample_ddim / sample_ddpm, or publish the step with minidiff.core.attention.at_step(i)")
-    if not 0 <= site.step < num_steps:
-        raise ValueError(f"the sampler is at step {site.step}, but the controller was built for {num_steps} timesteps; "
-                         "build it with the sampler's timesteps")
+                         "sample_ddim / sample_ddpm, or publish the step with minidiff.core.attention.at_step(i, t)")
+    if not 0 <= site.step < len(timesteps) or (site.timestep is not None and site.timestep != timesteps[site.step]):
+        raise ValueError(f"the sampler is at step {site.step} (t = {site.timestep}), which is not step {site.step} of the "
+                         f"controller's {len(timesteps)} timesteps; build the controller with the sampler's timesteps")
     return site.step
 
 
@@ -79,6 +80,7 @@ class PromptToPrompt:
     """The Prompt-to-Prompt controller for one edit: a batch of two prompts, ``[source, target]``.
 
     mode: ``"replace"`` (same token count; explain a word swap) or ``"refine"`` (words added or removed).
+    timesteps: the sampler's (the controller checks each call's step against them).
     cross_replace: fraction of the steps, from the first, in which the target's cross-attention is
     taken from the source; self_replace: the same for self-attention.
     reweight: ``{token position: factor}`` applied to the target's cross-attention columns in the same
@@ -110,7 +112,8 @@ class PromptToPrompt:
             self.mapper, self.keep = token_alignment(source_ids, target_ids)
         else:
             raise ValueError(f"mode must be 'replace' or 'refine', got {mode!r}")
-        n = self.num_steps = len(timesteps)
+        self.timesteps = [int(t) for t in timesteps]
+        n = len(self.timesteps)
         self.cross_steps = int(cross_replace * n)
         self.self_steps = int(self_replace * n)
         self.weights = torch.ones(len(target_ids))
@@ -124,7 +127,7 @@ class PromptToPrompt:
     def __call__(self, probs: Tensor, site: AttentionSite) -> Tensor:
         uncond, cond = _halves(probs, 2)
         source, target = cond[:1], cond[1:]
-        i = sampler_step(site, self.num_steps)
+        i = sampler_step(site, self.timesteps)
         if site.kind == "cross":
             if i < self.cross_steps:  # as in the official code, reweighting acts inside the replace window
                 keep = self.keep.to(probs)
@@ -140,7 +143,8 @@ def local_blend(store: AttentionStore, words: Sequence[Sequence[int]], timesteps
 
     ``words``: for each branch, the token positions of the edited words (e.g. "red" in the source and
     "blue" in the target). Their cross-attention so far, max-pooled, upsampled and normalised, above
-    ``threshold`` marks where the edit may act; elsewhere the target is reset to the source.
+    ``threshold`` marks where the edit may act; elsewhere the target is reset to the source. ``timesteps``: the
+    sampler's; blending starts at step ``start * len(timesteps)``.
     Attach ``store`` (an ``AttentionStore``) as a controller together with the editing controller
     (``chain_controllers``), before it, so that it keeps each branch's own maps.
     """

@@ -27,9 +27,6 @@ RECIPES: dict[str, Callable[..., None]] = {
     "judge": judge.train_judge,
     "judge-detail": partial(judge.train_judge, detail="random", name="judge-detail"),
     "clip": clip.train_clip,
-    "sr3-world": sr.train_sr3_world,
-    "sr3-photo": sr.train_sr3_photo,
-    "sr-regression": sr.train_sr_regression,
-    "cdm-sr32": sr.train_cdm_sr32,
+    **sr.SR_RECIPES,
     "cdm-base8": cdm.train_cdm_base8,
 }

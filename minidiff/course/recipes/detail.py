@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from ...core.checkpoint import load_text_unet, round_to_half
+from ...core.loss import diffusion_loss
 from ...core.schedule import linear_schedule
 from ...world.judge import HEADS
 from .. import detail_edits
 from ..cards import table
 from ..gates import gate_numbers, gates_table
 from ..probes import attention_report, word_distances
-from ...core.loss import diffusion_loss
 from ..train import TrainConfig, train
 from ..zoo import load_judge
 from .text import BASE_XATTN_UNET, export_text_unet, probe_data

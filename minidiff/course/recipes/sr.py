@@ -166,6 +166,6 @@ def train_cdm_sr32(out, export=None, steps=None, progress=False, device="cpu"):
               world_pairs, CDM_SR_UNET, SR3_LOSS, True, out, export, steps, progress, device)
 
 
-#: the SR and cascade recipes, by checkpoint name (``recipes.RECIPES`` holds them beside the others)
+#: the super-resolution recipes, by checkpoint name (``recipes.RECIPES`` holds them beside the others)
 SR_RECIPES = {"sr3-world": train_sr3_world, "sr3-photo": train_sr3_photo, "sr-regression": train_sr_regression,
               "cdm-sr32": train_cdm_sr32}

@@ -78,32 +78,6 @@ def base_data(batch_size: int, seed: int = 0, detail: Detail = "none"):
     return data
 
 
-# -- the first base model: the pooled caption plus cross-attention at 8x8 ------------------------------
-
-def make_base_model():
-    return TextConditionedUNet(BASE_UNET, text_encoder_config(), BASE_TRAIN.prediction)
-
-
-def train_base(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
-    config = BASE_TRAIN if steps is None else TrainConfig(**{**BASE_TRAIN.__dict__, "steps": steps})
-    torch.manual_seed(config.seed)
-    model = make_base_model()
-    print(f"base model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
-    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=50, device=device)
-    print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
-    if export is None:
-        return
-    about = f"""The text-conditioned base model of the world: a `CLIPTextModel` (2 layers, width 64) and a UNet
-({BASE_UNET.channels} channels, levels {list(BASE_UNET.channel_mults)}, cross-attention at 8x8, pooled caption added to the time
-embedding), trained together from scratch on 32 px scenes with {CAPTION_DROPOUT:.0%} of captions dropped to the
-empty caption, so classifier-free guidance works. {{parameters}} M parameters,
-v-prediction (Salimans & Ho 2022), linear schedule with T = 1000. Use `model.denoiser(...)`, which returns eps.
-An earlier eps-prediction run was abandoned at 2,250 steps: its DDIM samples from pure noise saturated to black or
-white, because x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) multiplies the eps error by up to 140 at t = 999.
-"""
-    export_text_unet(result, config, BASE_UNET, export, "base", about, "python -m minidiff train base --out runs/base --export minidiff/checkpoints/base")
-
-
 # -- exporting a text model: guidance sweep, prompt-following at the chosen scale, card --------------------
 
 BASE_SWEEP_SCALES = (1.0, 3.0, 5.0)
@@ -158,6 +132,32 @@ Guidance sweep, {BASE_SWEEP_SIZE} samples each, DDIM {BASE_SWEEP_STEPS} steps (w
         card, half=half,
     )
     print(f"exported to {Path(export).resolve()}")
+
+
+# -- the first base model: the pooled caption plus cross-attention at 8x8 ------------------------------
+
+def make_base_model():
+    return TextConditionedUNet(BASE_UNET, text_encoder_config(), BASE_TRAIN.prediction)
+
+
+def train_base(out: str, export: str | None = None, steps: int | None = None, progress: bool = False, device: str = "cpu") -> None:
+    config = BASE_TRAIN if steps is None else TrainConfig(**{**BASE_TRAIN.__dict__, "steps": steps})
+    torch.manual_seed(config.seed)
+    model = make_base_model()
+    print(f"base model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
+    result = train(model, base_data(config.batch_size, config.seed), linear_schedule(), config, out, progress=progress, log_every=50, device=device)
+    print(f"trained to step {result.step} ({result.seconds:.0f}s in this call)", flush=True)
+    if export is None:
+        return
+    about = f"""The text-conditioned base model of the world: a `CLIPTextModel` (2 layers, width 64) and a UNet
+({BASE_UNET.channels} channels, levels {list(BASE_UNET.channel_mults)}, cross-attention at 8x8, pooled caption added to the time
+embedding), trained together from scratch on 32 px scenes with {CAPTION_DROPOUT:.0%} of captions dropped to the
+empty caption, so classifier-free guidance works. {{parameters}} M parameters,
+v-prediction (Salimans & Ho 2022), linear schedule with T = 1000. Use `model.denoiser(...)`, which returns eps.
+An earlier eps-prediction run was abandoned at 2,250 steps: its DDIM samples from pure noise saturated to black or
+white, because x0 = (x_t - sqrt(1 - a) eps) / sqrt(a) multiplies the eps error by up to 140 at t = 999.
+"""
+    export_text_unet(result, config, BASE_UNET, export, "base", about, "python -m minidiff train base --out runs/base --export minidiff/checkpoints/base")
 
 
 # -- its successor: text through cross-attention only -----------------------------------------------

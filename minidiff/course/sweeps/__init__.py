@@ -3,9 +3,9 @@ its chapter.
 
     python -m minidiff results sdedit      # writes results/sdedit.json and results/sdedit.safetensors
 
-Every sweep module has a function that measures (``sdedit.sdedit_sweep(model, schedule, judge, ...)``, with
-small sizes for tests) and ``run(parts_folder, progress)``, which loads the shipped models and calls it with the
-chapter's sizes; a sweep that takes hours keeps each finished piece under ``parts_folder`` and resumes there.
+Every sweep module has a function that measures (``sdedit.sdedit_sweep(model, schedule, judge, ...)``,
+``sr3.sr3_sweep(judge, ...)``, ``edits.edit_benchmark(...)``: the models it needs and sizes, small ones for tests) and
+``run(parts_folder, progress)``, which loads the shipped models and calls it with the chapter's sizes; a sweep that takes hours keeps each finished piece under ``parts_folder`` and resumes there.
 Every sweep is seeded: running it again gives the same file.
 """
 

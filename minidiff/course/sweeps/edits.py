@@ -50,7 +50,7 @@ def chunks(name: str, n: int, subset: Optional[dict] = None) -> list[tuple[str, 
     return [(f"{name} {lo}-{min(lo + CHUNK, span.stop)}", lo, min(lo + CHUNK, span.stop)) for lo in range(span.start, span.stop, CHUNK)]
 
 
-def run_chunk(editor: "Editor", run: Callable[["Editor", int], Tensor], lo: int, hi: int) -> tuple[dict, dict[str, Tensor]]:
+def run_chunk(editor: Editor, run: Callable[[Editor, int], Tensor], lo: int, hi: int) -> tuple[dict, dict[str, Tensor]]:
     """One part: method ``run`` on edits ``lo .. hi - 1``, timed; what ``Parts.get`` keeps."""
     t0 = time.perf_counter()
     out = torch.cat([run(editor, i) for i in range(lo, hi)])
