@@ -25,6 +25,28 @@ from .common import chapter_models
 DCLIP_TRAIN, DCLIP_TEST, DCLIP_ITERATIONS = 16, 32, 12
 
 
+def red_scenes(split: str, count: int) -> Scenes:
+    """The first ``count`` one-object scenes with a red object of ``split``: what the sweep edits to blue."""
+    pool = scenes(split, 0, 40 * count)
+    return pool[((pool.count == 1) & (pool.colour[:, 0] == COLOURS.index("red"))).nonzero().flatten()[:count]]
+
+
+def as_blue(shown: Scenes) -> Scenes:
+    """The same scenes described with a blue object: the edit's target."""
+    return with_attribute(shown, "colour", torch.full((len(shown),), COLOURS.index("blue")))
+
+
+def caption_denoiser(model, schedule: Schedule, shown: Scenes) -> Callable:
+    """``make(net)``: the unguided denoiser of ``net`` (the base model or its fine-tuned copy) for the scenes' own
+    captions, as DiffusionCLIP inverts and regenerates them."""
+    tok = Tokenizer()
+    null_ids, null_mask = tok("")
+    ids, mask = tok([caption(shown, i) for i in range(len(shown))])
+    with torch.no_grad():
+        null, ctx = model.encode(null_ids, null_mask), model.encode(ids, mask)
+    return lambda net: net.denoiser(schedule, ctx, null, 1.0, mask, null_mask)
+
+
 def diffusion_clip_sweep(model, schedule: Schedule, judge: Judge, progress: Callable[[str], None] = print,
                          train: int = DCLIP_TRAIN, test: int = DCLIP_TEST, iterations: int = DCLIP_ITERATIONS) -> tuple[dict, dict[str, Tensor]]:
     """DiffusionCLIP's full run (the chapter runs a reduced one live): fine-tune a copy of the base model so that red
@@ -32,37 +54,20 @@ def diffusion_clip_sweep(model, schedule: Schedule, judge: Judge, progress: Call
     held-out red scenes. The small CLIP is the loss; the judge, trained separately, and CLIP itself both read the result."""
     start = time.perf_counter()
     clip, tok = load_clip(), Tokenizer()
-    red = COLOURS.index("red")
-
-    def reds(split: str, count: int) -> Scenes:
-        pool = scenes(split, 0, 40 * count)
-        return pool[((pool.count == 1) & (pool.colour[:, 0] == red)).nonzero().flatten()[:count]]
-
-    train_set, test_set = reds("train", train), reds("test", test)
-    blue = lambda s: with_attribute(s, "colour", torch.full((len(s),), COLOURS.index("blue")))  # noqa: E731
-    null_ids, null_mask = tok("")
-    with torch.no_grad():
-        null = model.encode(null_ids, null_mask)
-
-    def denoiser_maker(shown: Scenes):
-        ids, mask = tok([caption(shown, i) for i in range(len(shown))])
-        with torch.no_grad():
-            ctx = model.encode(ids, mask)
-        return lambda net: net.denoiser(schedule, ctx, null, 1.0, mask, null_mask)
-
+    train_set, test_set = red_scenes("train", train), red_scenes("test", test)
     src = tok([caption(train_set, i) for i in range(len(train_set))])
-    tgt = tok([caption(blue(train_set), i) for i in range(len(train_set))])
+    tgt = tok([caption(as_blue(train_set), i) for i in range(len(train_set))])
     with torch.no_grad():
         direction = (clip.encode_text(*tgt) - clip.encode_text(*src)).mean(0, keepdim=True)
     with torch.enable_grad():
-        tuned = dc.diffusion_clip_finetune(model, denoiser_maker(train_set), train_set.images, clip.encode_image, direction, schedule,
+        tuned = dc.diffusion_clip_finetune(model, caption_denoiser(model, schedule, train_set), train_set.images, clip.encode_image, direction, schedule,
                                            iterations=iterations)
     progress(f"diffusion_clip: fine-tuned in {time.perf_counter() - start:.0f}s, losses {[round(v, 3) for v in tuned.losses]}")
-    make_test = denoiser_maker(test_set)
+    make_test = caption_denoiser(model, schedule, test_set)
     with torch.no_grad():
         untuned = dc.diffusion_clip_edit(model, make_test, model, test_set.images, schedule)
         edited = dc.diffusion_clip_edit(model, make_test, tuned.model, test_set.images, schedule)
-    truth = targets(blue(test_set))
+    truth = targets(as_blue(test_set))
     read, read_before = judge.predict(edited.clamp(-1, 1)), judge.predict(untuned.clamp(-1, 1))
     kept = agreement(read, truth)
     numbers = {"train": len(train_set), "test": len(test_set), "iterations": iterations, "t0": dc.T0, "learning_rate": dc.LEARNING_RATE,
